@@ -1,0 +1,1 @@
+"""The in-repo library shared by every Gemini Backend service."""

@@ -1,0 +1,92 @@
+"""Postgres access: one async pool per process, and a unit of work per use case.
+
+Each service connects with ``search_path`` set to its own schema, so its SQL names its
+tables unqualified and cannot reach another service's tables by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+log = structlog.get_logger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def schema_conninfo(database_url: str, schema: str) -> str:
+    """``database_url`` with ``search_path`` pinned to ``schema`` (and public for extensions)."""
+    params = conninfo_to_dict(database_url)
+    options = params.get("options") or ""
+    params["options"] = f"{options} -c search_path={schema},public".strip()
+    params.setdefault("application_name", schema)
+    return make_conninfo(**params)
+
+
+async def open_pool(
+    database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        schema_conninfo(database_url, schema),
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        timeout=10,
+        name=schema,
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+class UnitOfWork:
+    """One transaction on one pooled connection.
+
+    ``async with UnitOfWork(pool) as uow:`` commits when the block ends normally and rolls
+    back when it raises. Callbacks registered with :meth:`after_commit` run only once the
+    commit succeeded (cache invalidation and similar effects that must not happen for a
+    transaction that rolled back).
+    """
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._conn_cm: object | None = None
+        self._tx_cm: object | None = None
+        self._after_commit: list[AfterCommit] = []
+        self.conn: AsyncConnection
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+    async def __aenter__(self) -> Self:
+        self._conn_cm = self._pool.connection()
+        self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
+        try:
+            self._tx_cm = self.conn.transaction()
+            await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            await self._conn_cm.__aexit__(type(exc), exc, exc.__traceback__)  # type: ignore[attr-defined]
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._tx_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+        finally:
+            await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+        if exc_type is None:
+            for callback in self._after_commit:
+                try:
+                    await callback()
+                except Exception:
+                    log.exception("uow.after_commit_failed", callback=getattr(callback, "__name__", "?"))

@@ -1,0 +1,193 @@
+"""The HTTP scaffolding every service uses: app factory, middleware, health routes.
+
+Middleware order, outermost first:
+
+1. ``CorrelationIdMiddleware`` (asgi-correlation-id): reads or makes ``X-Request-ID`` and
+   puts it on every response.
+2. :class:`AccessLogMiddleware`: one ``http.request`` log line per request, and a JSON 500
+   for anything that escaped the exception handlers (so even those carry the request id).
+3. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``, whether the
+   size is announced in ``Content-Length`` or only discovered while reading.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import error_body, install_error_handlers
+
+log = structlog.get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def _is_request_id(value: str) -> bool:
+    """Accept client request ids that are short and printable; replace anything else."""
+    return 0 < len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes or declared < 0:
+                    status = 413 if declared > self.max_bytes else 400
+                    code = "payload_too_large" if status == 413 else "bad_request"
+                    message = (
+                        f"The request body is larger than {self.max_bytes} bytes."
+                        if status == 413
+                        else "Invalid Content-Length header."
+                    )
+                    await _send_json(send, status, error_body(status, code, message))
+                    return
+        received = 0
+        max_bytes = self.max_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > max_bytes:
+                    # fastapi.HTTPException, not our AppError: FastAPI turns any other
+                    # exception raised while it reads the body into a generic 400.
+                    raise HTTPException(413, f"The request body is larger than {max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("request.unhandled_error", method=scope["method"], path=scope["path"])
+            if not response_started:
+                status = 500
+                await _send_json(
+                    send,
+                    500,
+                    error_body(500, "internal_error", "Something went wrong. Please try again."),
+                )
+        finally:
+            path = scope["path"]
+            if path not in ("/healthz", "/readyz"):
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+
+
+def create_app(
+    *,
+    title: str,
+    max_body_bytes: int,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+    version: str = "1.0.0",
+    openapi_url: str | None = "/openapi.json",
+    docs_url: str | None = "/docs",
+) -> FastAPI:
+    """A FastAPI app with our middleware, error envelope and ``/healthz`` + ``/readyz``.
+
+    ``readiness(app)`` returns the named checks ``/readyz`` runs; each raises when its
+    dependency is down.
+    """
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        openapi_url=openapi_url,
+        docs_url=docs_url,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        validator=_is_request_id,
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "success", "message": "Server is healthy!"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = readiness(app) if readiness else {}
+        results: dict[str, str] = {}
+        ok = True
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # a readiness probe reports, it never raises
+                ok = False
+                results[name] = f"down: {type(exc).__name__}"
+                log.warning("readyz.check_failed", check=name, error=str(exc))
+        if ok:
+            return JSONResponse({"status": "success", "data": {"checks": results}})
+        body = error_body(503, "not_ready", "A dependency is not available.")
+        body["data"] = {"checks": results}
+        return JSONResponse(body, status_code=503)
+
+    return app

@@ -1,0 +1,70 @@
+"""structlog configuration: console output in development, JSON lines elsewhere.
+
+Standard-library loggers (uvicorn, psycopg, ...) are routed through the same processors, so
+every line a service prints has one format. The request id of the current request is added
+to every line logged while it is handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from asgi_correlation_id.context import correlation_id
+
+
+def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    request_id = correlation_id.get()
+    if request_id and "request_id" not in event_dict:
+        event_dict["request_id"] = request_id
+    return event_dict
+
+
+def configure_logging(service: str, *, level: str = "INFO", json: bool = False) -> None:
+    def add_service(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        add_service,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any
+    if json:
+        shared_processors.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    structlog.configure(
+        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared_processors,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn installs its own handlers; route its loggers through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv_logger = logging.getLogger(name)
+        uv_logger.handlers[:] = []
+        uv_logger.propagate = True
+    # Our middleware logs every request; uvicorn's access log would say it twice.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,111 @@
+"""The SQL migration runner every service uses (and the tests run, unchanged).
+
+A service's migrations are plain SQL files named ``YYYYMMDD_HHMM_slug.sql`` in its
+``migrations/`` folder. They are forward-only: a file that was applied must never change,
+and the runner refuses to go on if one did (its checksum is recorded).
+
+Each run takes a Postgres advisory lock (so two replicas starting at once do not race),
+creates the service's schema if needed, and applies every pending file in name order, each
+in its own transaction with ``search_path`` set to the schema and a ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import structlog
+from psycopg import sql
+
+log = structlog.get_logger(__name__)
+
+FILENAME = re.compile(r"^\d{8}_\d{4}_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(directory: Path) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        if not FILENAME.match(path.name):
+            raise MigrationError(f"{path.name}: migration files are named YYYYMMDD_HHMM_slug.sql")
+        migrations.append(Migration(path.name, path.read_text(encoding="utf-8")))
+    return migrations
+
+
+def _lock_key(schema: str) -> int:
+    # A stable 32-bit key per schema for pg_advisory_lock.
+    return zlib.crc32(f"migrations:{schema}".encode())
+
+
+def migrate(
+    database_url: str, schema: str, directory: Path, *, lock_timeout: str = "10s"
+) -> list[str]:
+    """Apply pending migrations; return the names applied by this run."""
+    migrations = discover(directory)
+    applied_now: list[str] = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+                    " name text PRIMARY KEY,"
+                    " checksum text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(sql.Identifier(schema))
+            )
+            rows = conn.execute(
+                sql.SQL("SELECT name, checksum FROM {}.schema_migrations").format(
+                    sql.Identifier(schema)
+                )
+            ).fetchall()
+            done = dict(rows)
+            known = {m.name for m in migrations}
+            for name in done:
+                if name not in known:
+                    raise MigrationError(f"{schema}: applied migration {name} is missing from {directory}")
+            for migration in migrations:
+                if migration.name in done:
+                    if done[migration.name] != migration.checksum:
+                        raise MigrationError(
+                            f"{schema}: {migration.name} changed after it was applied; "
+                            "migrations are forward-only, add a new file instead"
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout)))
+                    conn.execute(
+                        sql.SQL("SET LOCAL search_path = {}, public").format(sql.Identifier(schema))
+                    )
+                    conn.execute(migration.sql)  # type: ignore[arg-type]
+                    conn.execute(
+                        sql.SQL("INSERT INTO {}.schema_migrations (name, checksum) VALUES (%s, %s)").format(
+                            sql.Identifier(schema)
+                        ),
+                        (migration.name, migration.checksum),
+                    )
+                applied_now.append(migration.name)
+                log.info("migrations.applied", schema=schema, migration=migration.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(schema),))
+    if not applied_now:
+        log.info("migrations.up_to_date", schema=schema, count=len(migrations))
+    return applied_now

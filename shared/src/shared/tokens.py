@@ -1,0 +1,112 @@
+"""Access tokens: HS256 JWTs with ``sub``, ``iat``, ``exp`` and ``jti``.
+
+The algorithm is pinned on both sides (a token that names any other algorithm, ``none``
+included, is rejected) and every claim above is required. ``iat`` carries milliseconds so a
+token issued in the same second as a revocation is ordered correctly against it: a token is
+revoked when its ``iat`` is earlier than the user's "valid after" time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti"]
+LEEWAY_SECONDS = 30
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged or expired. ``str(exc)`` is safe to show."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    user_id: str
+    issued_at: float
+    expires_at: float
+    jti: str
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, int(self.expires_at - self.issued_at))
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    issued_at: float
+    expires_at: float
+    jti: str
+    mobile_number: str | None = None
+
+
+def issue_access_token(
+    secret: str,
+    user_id: str,
+    *,
+    ttl_seconds: int,
+    mobile_number: str | None = None,
+    now: float | None = None,
+) -> AccessToken:
+    issued_at = round(time.time() if now is None else now, 3)
+    expires_at = int(issued_at) + ttl_seconds
+    jti = uuid.uuid4().hex
+    payload: dict[str, object] = {
+        "sub": user_id,
+        "iat": issued_at,
+        "exp": expires_at,
+        "jti": jti,
+    }
+    if mobile_number:
+        payload["mobileNumber"] = mobile_number
+    token = jwt.encode(payload, secret, algorithm=ALGORITHM)
+    return AccessToken(token, user_id, issued_at, float(expires_at), jti)
+
+
+def verify_access_token(secret: str, token: str) -> Claims:
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS},
+            leeway=LEEWAY_SECONDS,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("Your token has expired! Please log in again.") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("Invalid token. Please log in again!") from exc
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidToken("Invalid token. Please log in again!")
+    return Claims(
+        user_id=sub,
+        issued_at=float(payload["iat"]),
+        expires_at=float(payload["exp"]),
+        jti=str(payload["jti"]),
+        mobile_number=payload.get("mobileNumber"),
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token from an ``Authorization: Bearer <token>`` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def is_revoked(claims: Claims, valid_after: float | None) -> bool:
+    return valid_after is not None and claims.issued_at < valid_after
+
+
+def token_state_key(user_id: str) -> str:
+    """Redis key holding a user's "tokens valid after" time (epoch seconds), set by auth."""
+    return f"auth:tokens-valid-after:{user_id}"
