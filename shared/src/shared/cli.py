@@ -24,7 +24,9 @@ def _load_settings(settings_cls: type[ServiceSettings]) -> ServiceSettings:
         return settings_cls()
     except ValidationError as exc:
         # A readable message, not a traceback, for a misconfigured environment.
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
         print("Invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
 

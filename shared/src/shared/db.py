@@ -89,4 +89,6 @@ class UnitOfWork:
                 try:
                     await callback()
                 except Exception:
-                    log.exception("uow.after_commit_failed", callback=getattr(callback, "__name__", "?"))
+                    log.exception(
+                        "uow.after_commit_failed", callback=getattr(callback, "__name__", "?")
+                    )

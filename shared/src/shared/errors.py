@@ -169,9 +169,15 @@ def validation_errors(exc: RequestValidationError) -> tuple[str, str, list[dict[
     errors: list[dict[str, str]] = []
     for e in raw:
         loc = tuple(e.get("loc", ()))
-        if e.get("type") == "missing" and loc == ("body",):
+        if loc == ("body",) and e.get("type") == "missing":
             errors.append({"field": "body", "message": "A JSON request body is required."})
             continue
+        if loc == ("body",) and e.get("type") in ("dict_type", "model_attributes_type"):
+            return (
+                "invalid_json",
+                "The request body must be a JSON object sent with Content-Type: application/json.",
+                [],
+            )
         message = str(e.get("msg", "Invalid value."))
         message = message.removeprefix("Value error, ")
         errors.append({"field": _field_name(loc), "message": message})

@@ -81,7 +81,9 @@ def migrate(
             known = {m.name for m in migrations}
             for name in done:
                 if name not in known:
-                    raise MigrationError(f"{schema}: applied migration {name} is missing from {directory}")
+                    raise MigrationError(
+                        f"{schema}: applied migration {name} is missing from {directory}"
+                    )
             for migration in migrations:
                 if migration.name in done:
                     if done[migration.name] != migration.checksum:
@@ -91,15 +93,17 @@ def migrate(
                         )
                     continue
                 with conn.transaction():
-                    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout)))
+                    conn.execute(
+                        sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout))
+                    )
                     conn.execute(
                         sql.SQL("SET LOCAL search_path = {}, public").format(sql.Identifier(schema))
                     )
                     conn.execute(migration.sql)  # type: ignore[arg-type]
                     conn.execute(
-                        sql.SQL("INSERT INTO {}.schema_migrations (name, checksum) VALUES (%s, %s)").format(
-                            sql.Identifier(schema)
-                        ),
+                        sql.SQL(
+                            "INSERT INTO {}.schema_migrations (name, checksum) VALUES (%s, %s)"
+                        ).format(sql.Identifier(schema)),
                         (migration.name, migration.checksum),
                     )
                 applied_now.append(migration.name)

@@ -53,7 +53,7 @@ def issue_access_token(
     mobile_number: str | None = None,
     now: float | None = None,
 ) -> AccessToken:
-    issued_at = round(time.time() if now is None else now, 3)
+    issued_at = now_ms() if now is None else round(now, 3)
     expires_at = int(issued_at) + ttl_seconds
     jti = uuid.uuid4().hex
     payload: dict[str, object] = {
@@ -104,7 +104,19 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def is_revoked(claims: Claims, valid_after: float | None) -> bool:
-    return valid_after is not None and claims.issued_at < valid_after
+    """True when the token was issued before the user's "valid after" time.
+
+    Compared in whole milliseconds: ``iat`` is issued at millisecond precision and
+    ``valid_after`` round-trips through Postgres and Redis as a float.
+    """
+    if valid_after is None:
+        return False
+    return round(claims.issued_at * 1000) < round(valid_after * 1000)
+
+
+def now_ms() -> float:
+    """The current time in epoch seconds, rounded to the millisecond (a token's ``iat``)."""
+    return round(time.time(), 3)
 
 
 def token_state_key(user_id: str) -> str:

@@ -1,0 +1,216 @@
+"""Auth routes: parse the request, call the use case, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from auth import service
+from auth.repository import User
+from auth.schemas import (
+    ChangePasswordIn,
+    LoginIn,
+    MeOut,
+    MessageOut,
+    MobileIn,
+    OtpData,
+    OtpSentOut,
+    ResetPasswordIn,
+    SignupIn,
+    SignupOut,
+    Subscription,
+    TokenData,
+    TokenOut,
+    TokenStateData,
+    TokenStateOut,
+    UserData,
+    UserOut,
+    VerifyOtpIn,
+)
+from auth.service import AuthContext
+from shared.db import UnitOfWork
+from shared.errors import NotFound
+from shared.schemas import error_responses
+from shared.security import CurrentUser
+from shared.tokens import AccessToken
+
+
+def _uow(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.pool)
+
+
+def _ctx(request: Request) -> AuthContext:
+    return request.app.state.auth
+
+
+Uow = Annotated[UnitOfWork, Depends(_uow)]
+Ctx = Annotated[AuthContext, Depends(_ctx)]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address: the last X-Forwarded-For hop, which the gateway appends."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        id=str(user.id),
+        mobile_number=user.mobile_number,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        current_subscription=Subscription(),
+    )
+
+
+def _token_out(message: str, token: AccessToken) -> TokenOut:
+    return TokenOut(
+        message=message,
+        token=token.token,
+        data=TokenData(token=token.token, expires_in=token.expires_in),
+    )
+
+
+def _user_id(claims_sub: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(claims_sub)
+    except ValueError:
+        raise NotFound("User not found.", code="user_not_found") from None
+
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+@router.post(
+    "/auth/signup",
+    status_code=201,
+    response_model=SignupOut,
+    responses=error_responses(400, 409, 413),
+)
+async def signup(body: SignupIn, uow: Uow, ctx: Ctx) -> SignupOut:
+    user = await service.signup(uow, ctx, body.mobile_number, body.password)
+    return SignupOut(
+        message="User registered successfully.",
+        user_id=str(user.id),
+        mobile_number=user.mobile_number,
+        data=UserData(user=_user_out(user)),
+    )
+
+
+async def _send_code(
+    request: Request, uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, purpose: str, message: str
+) -> OtpSentOut:
+    issued = await service.issue_code(uow, ctx, raw_mobile, purpose, client_ip(request))
+    return OtpSentOut(
+        message=message,
+        otp=issued.code if issued.returned_to_client else None,
+        data=OtpData(expires_in=issued.expires_in),
+    )
+
+
+@router.post(
+    "/auth/send-otp",
+    response_model=OtpSentOut,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 404, 429, 503),
+)
+async def send_otp(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) -> OtpSentOut:
+    return await _send_code(
+        request, uow, ctx, body.mobile_number, service.LOGIN, "OTP sent successfully."
+    )
+
+
+@router.post("/auth/verify-otp", response_model=TokenOut, responses=error_responses(400, 401, 404))
+async def verify_otp(body: VerifyOtpIn, uow: Uow, ctx: Ctx) -> TokenOut:
+    token = await service.verify_code(uow, ctx, body.mobile_number, body.otp)
+    return _token_out("OTP verified successfully.", token)
+
+
+@router.post("/auth/login", response_model=TokenOut, responses=error_responses(400, 401, 429))
+async def login(body: LoginIn, uow: Uow, ctx: Ctx) -> TokenOut:
+    token = await service.login(uow, ctx, body.mobile_number, body.password)
+    return _token_out("Logged in successfully.", token)
+
+
+@router.post(
+    "/auth/forgot-password",
+    response_model=OtpSentOut,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 404, 429, 503),
+)
+async def forgot_password(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) -> OtpSentOut:
+    return await _send_code(
+        request,
+        uow,
+        ctx,
+        body.mobile_number,
+        service.RESET,
+        "OTP for password reset sent successfully.",
+    )
+
+
+@router.post(
+    "/auth/reset-password", response_model=MessageOut, responses=error_responses(400, 401, 404)
+)
+async def reset_password(body: ResetPasswordIn, uow: Uow, ctx: Ctx) -> MessageOut:
+    await service.reset_password(uow, ctx, body.mobile_number, body.otp, body.new_password)
+    return MessageOut(message="Password has been reset. Please log in again.")
+
+
+@router.post(
+    "/auth/change-password", response_model=TokenOut, responses=error_responses(400, 401, 404)
+)
+async def change_password(
+    body: ChangePasswordIn, claims: CurrentUser, uow: Uow, ctx: Ctx
+) -> TokenOut:
+    token = await service.change_password(
+        uow, ctx, _user_id(claims.user_id), body.new_password, body.current_password
+    )
+    return _token_out(
+        "Password changed successfully. Other sessions were logged out; use this new token.",
+        token,
+    )
+
+
+@router.post("/auth/logout", response_model=MessageOut, responses=error_responses(401))
+async def logout(claims: CurrentUser, uow: Uow, ctx: Ctx) -> MessageOut:
+    await service.logout(uow, ctx, _user_id(claims.user_id))
+    return MessageOut(message="Logged out. Every session of this account has been signed out.")
+
+
+async def _me(claims: CurrentUser, uow: Uow) -> MeOut:
+    user = await service.get_user(uow, _user_id(claims.user_id))
+    return MeOut(data=UserData(user=_user_out(user)))
+
+
+router.add_api_route(
+    "/auth/me",
+    _me,
+    methods=["GET"],
+    response_model=MeOut,
+    responses=error_responses(401, 404),
+    name="auth_me",
+)
+router.add_api_route(
+    "/user/me",
+    _me,
+    methods=["GET"],
+    response_model=MeOut,
+    responses=error_responses(401, 404),
+    name="user_me",
+    tags=["user"],
+)
+
+# Not routed by the gateway: the gateway asks here when its cache of a user's
+# "tokens valid after" time is empty.
+internal = APIRouter(prefix="/internal", include_in_schema=False)
+
+
+@internal.get("/users/{user_id}/token-state", response_model=TokenStateOut)
+async def token_state(user_id: str, uow: Uow) -> TokenStateOut:
+    valid_after = await service.tokens_valid_after(uow, _user_id(user_id))
+    return TokenStateOut(data=TokenStateData(valid_after=valid_after))

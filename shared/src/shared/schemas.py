@@ -1,0 +1,38 @@
+"""Pydantic bases for request and response bodies: camelCase on the wire, as in the
+reference service, snake_case in Python."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+        coerce_numbers_to_str=True,
+        extra="ignore",
+    )
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error envelope (DESIGN §3), for the OpenAPI document."""
+
+    status: Literal["fail", "error"]
+    message: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, object]]:
+    """``responses=`` for a route: the listed statuses documented with the error envelope."""
+    return {code: {"model": ErrorBody} for code in status_codes}
