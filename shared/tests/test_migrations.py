@@ -19,11 +19,6 @@ def tables(database_url: str, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-@pytest.fixture
-def schema(request) -> str:
-    return "mig_" + request.node.name.removeprefix("test_")[:40].lower()
-
-
 def test_applies_pending_files_in_order_into_the_schema(database_url, schema, tmp_path):
     write(tmp_path, "20260101_0000_a.sql", "CREATE TABLE a (id int);")
     write(tmp_path, "20260102_0000_b.sql", "CREATE TABLE b (a_id int); INSERT INTO a VALUES (1);")

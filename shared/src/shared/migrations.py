@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from psycopg import sql
 log = structlog.get_logger(__name__)
 
 FILENAME = re.compile(r"^\d{8}_\d{4}_[a-z0-9_]+\.sql$")
+
+# The outbox and inbox tables (shared/sql/), for services that produce or consume events.
+MESSAGING = Path(__file__).resolve().parent / "sql"
 
 
 class MigrationError(RuntimeError):
@@ -40,13 +44,21 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def discover(directory: Path) -> list[Migration]:
-    migrations = []
-    for path in sorted(directory.glob("*.sql")):
-        if not FILENAME.match(path.name):
-            raise MigrationError(f"{path.name}: migration files are named YYYYMMDD_HHMM_slug.sql")
-        migrations.append(Migration(path.name, path.read_text(encoding="utf-8")))
-    return migrations
+def discover(directories: Sequence[Path]) -> list[Migration]:
+    """Every migration in ``directories``, in name (that is, date) order."""
+    found: dict[str, Path] = {}
+    for directory in directories:
+        for path in directory.glob("*.sql"):
+            if not FILENAME.match(path.name):
+                raise MigrationError(
+                    f"{path.name}: migration files are named YYYYMMDD_HHMM_slug.sql"
+                )
+            if path.name in found:
+                raise MigrationError(
+                    f"{path.name} exists in {found[path.name].parent} and {directory}"
+                )
+            found[path.name] = path
+    return [Migration(name, found[name].read_text(encoding="utf-8")) for name in sorted(found)]
 
 
 def _lock_key(schema: str) -> int:
@@ -55,10 +67,15 @@ def _lock_key(schema: str) -> int:
 
 
 def migrate(
-    database_url: str, schema: str, directory: Path, *, lock_timeout: str = "10s"
+    database_url: str,
+    schema: str,
+    directory: Path | Sequence[Path],
+    *,
+    lock_timeout: str = "10s",
 ) -> list[str]:
-    """Apply pending migrations; return the names applied by this run."""
-    migrations = discover(directory)
+    """Apply pending migrations from one folder or several; return the names applied now."""
+    directories = [directory] if isinstance(directory, Path) else list(directory)
+    migrations = discover(directories)
     applied_now: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))

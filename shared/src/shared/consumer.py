@@ -1,0 +1,326 @@
+"""Consuming events from Redis Streams with a consumer group (DESIGN §4).
+
+For each entry: decode and upcast the envelope, run the processor, then ``XACK``. An entry
+whose processing raised stays pending; once it has been idle past ``claim_idle_ms`` any
+consumer of the group takes it over with ``XAUTOCLAIM`` and tries again. After
+``max_deliveries`` tries it is copied to ``<stream>.dlq`` and acked, so one poison entry
+never blocks the others. Entries still being processed are re-claimed by their owner at
+intervals (a heartbeat), so a slow but live consumer does not lose them to another.
+
+Groups are created with ``MKSTREAM`` at start and again whenever Redis answers NOGROUP,
+so a Redis that lost everything recovers without manual action.
+
+:func:`inbox_processor` is the processor for services with a database: the event id goes
+into the ``inbox`` table in the same transaction as the handler's effects, so a second
+delivery of the same event changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from shared.aio import sleep_unless
+from shared.db import UnitOfWork
+from shared.events.envelope import Envelope, Event, UnknownEventType, decode
+
+log = structlog.get_logger(__name__)
+
+Processor = Callable[[Envelope, Event, str], Awaitable[None]]
+DbHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+
+def consumer_name(service: str) -> str:
+    return f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+def inbox_processor(
+    pool: AsyncConnectionPool, handlers: Mapping[type[Event], DbHandler]
+) -> Processor:
+    by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
+
+    async def process(envelope: Envelope, event: Event, stream: str) -> None:
+        async with UnitOfWork(pool) as uow:
+            cur = await uow.conn.execute(
+                "INSERT INTO inbox (event_id, type, stream) VALUES (%s, %s, %s)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (envelope.id, envelope.type, stream),
+            )
+            if cur.rowcount == 0:
+                log.info(
+                    "consumer.duplicate_skipped", event_id=str(envelope.id), type=envelope.type
+                )
+                return
+            await by_type[envelope.type](event, uow)
+
+    return process
+
+
+@dataclass
+class _Entry:
+    stream: str
+    entry_id: str
+    fields: dict[str, str]
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        group: str,
+        name: str,
+        streams: Sequence[str],
+        types: set[str] | frozenset[str],
+        process: Processor,
+        concurrency: int = 1,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        batch_size: int = 50,
+    ) -> None:
+        self.redis = redis
+        self.group = group
+        self.name = name
+        self.streams = list(streams)
+        self.types = set(types)
+        self.process = process
+        self.concurrency = concurrency
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.batch_size = batch_size
+        self._inflight: dict[asyncio.Task[None], _Entry] = {}
+
+    # -- setup -----------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+                log.info("consumer.group_created", stream=stream, group=self.group)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # -- one entry ---------------------------------------------------------------------
+
+    async def _dead_letter(self, entry: _Entry, reason: str, deliveries: int) -> None:
+        # XADD before XACK: a crash in between leaves a duplicate, never a loss.
+        await self.redis.xadd(
+            f"{entry.stream}.dlq",
+            {
+                **entry.fields,
+                "original_id": entry.entry_id,
+                "group": self.group,
+                "reason": reason[:1000],
+                "deliveries": str(deliveries),
+            },
+            maxlen=10_000,
+            approximate=True,
+        )
+        await self.redis.xack(entry.stream, self.group, entry.entry_id)
+        log.error(
+            "consumer.dead_lettered",
+            stream=entry.stream,
+            entry_id=entry.entry_id,
+            reason=reason,
+            deliveries=deliveries,
+        )
+
+    async def _handle(self, entry: _Entry) -> None:
+        raw = entry.fields.get("envelope")
+        try:
+            if raw is None:
+                raise ValueError("entry has no envelope field")
+            type_ = entry.fields.get("type")
+            if type_ and type_ not in self.types:  # another consumer's event: not ours
+                await self.redis.xack(entry.stream, self.group, entry.entry_id)
+                return
+            envelope, event = decode(raw)
+        except UnknownEventType:
+            await self.redis.xack(entry.stream, self.group, entry.entry_id)
+            return
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(entry, f"undecodable: {exc}", 1)
+            return
+        if envelope.type not in self.types:
+            await self.redis.xack(entry.stream, self.group, entry.entry_id)
+            return
+        with structlog.contextvars.bound_contextvars(
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            correlation_id=envelope.correlation_id,
+        ):
+            try:
+                await self.process(envelope, event, entry.stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Left pending: retried after claim_idle_ms, dead-lettered after max_deliveries.
+                log.exception(
+                    "consumer.handler_failed", stream=entry.stream, entry_id=entry.entry_id
+                )
+                return
+            await self.redis.xack(entry.stream, self.group, entry.entry_id)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _read_new(self, count: int, block_ms: int | None) -> list[_Entry]:
+        try:
+            response = await self.redis.xreadgroup(
+                self.group,
+                self.name,
+                {s: ">" for s in self.streams},
+                count=count,
+                block=block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                log.warning("consumer.group_missing", group=self.group)
+                await self.ensure_groups()
+                return []
+            raise
+        return [
+            _Entry(stream, entry_id, fields)
+            for stream, entries in response or []
+            for entry_id, fields in entries
+            if fields is not None
+        ]
+
+    async def _deliveries(self, stream: str, entry_id: str) -> int:
+        pending = await self.redis.xpending_range(stream, self.group, entry_id, entry_id, 1)
+        return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _claim_stale(self, count: int) -> list[_Entry]:
+        """Take over entries idle past the deadline (a consumer died, or a handler failed)."""
+        claimed: list[_Entry] = []
+        for stream in self.streams:
+            if len(claimed) >= count:
+                break
+            try:
+                _, entries, _deleted = await self.redis.xautoclaim(
+                    stream,
+                    self.group,
+                    self.name,
+                    self.claim_idle_ms,
+                    "0-0",
+                    count=count - len(claimed),
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    await self.ensure_groups()
+                    continue
+                raise
+            for entry_id, fields in entries:
+                if fields is None:
+                    continue
+                entry = _Entry(stream, entry_id, fields)
+                deliveries = await self._deliveries(stream, entry_id)
+                if deliveries > self.max_deliveries:
+                    await self._dead_letter(entry, "too many failed deliveries", deliveries)
+                    continue
+                log.warning(
+                    "consumer.reclaimed", stream=stream, entry_id=entry_id, deliveries=deliveries
+                )
+                claimed.append(entry)
+        return claimed
+
+    async def _heartbeat(self) -> None:
+        """Reset the idle time of entries still being processed, so no one reclaims them."""
+        by_stream: dict[str, list[str]] = {}
+        for entry in self._inflight.values():
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        for stream, ids in by_stream.items():
+            await self.redis.xclaim(stream, self.group, self.name, 0, ids, justid=True)
+
+    def _start(self, entries: list[_Entry]) -> None:
+        for entry in entries:
+            task = asyncio.create_task(self._handle(entry))
+            self._inflight[task] = entry
+            task.add_done_callback(self._inflight.pop)
+
+    async def poll(self, block_ms: int | None) -> int:
+        """One round: reclaim stale entries, read new ones, start them; returns how many."""
+        room = self.concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        entries = await self._claim_stale(room)
+        if len(entries) < room:
+            entries += await self._read_new(min(room - len(entries), self.batch_size), block_ms)
+        self._start(entries)
+        return len(entries)
+
+    async def drain(self) -> int:
+        """Process until the streams have nothing new and nothing is in flight (tests; wrap
+        it in ``asyncio.timeout``)."""
+        total = 0
+        await self.ensure_groups()
+        while True:
+            started = await self.poll(block_ms=None)
+            total += started
+            if self._inflight:
+                await asyncio.wait(set(self._inflight), return_when="FIRST_COMPLETED")
+            elif started == 0:
+                return total
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, shutdown_timeout: float = 30.0) -> None:
+        """Consume until ``stop`` is set, then let in-flight entries finish."""
+        await self._retry_forever(self.ensure_groups, stop)
+        loop = asyncio.get_running_loop()
+        next_claim = next_heartbeat = 0.0
+        heartbeat_every = max(self.claim_idle_ms / 3000, 0.2)
+        while not stop.is_set():
+            try:
+                now = loop.time()
+                if self._inflight and now >= next_heartbeat:
+                    await self._heartbeat()
+                    next_heartbeat = now + heartbeat_every
+                if len(self._inflight) >= self.concurrency:
+                    await asyncio.wait(
+                        set(self._inflight), timeout=heartbeat_every, return_when="FIRST_COMPLETED"
+                    )
+                    continue
+                room = self.concurrency - len(self._inflight)
+                entries: list[_Entry] = []
+                if now >= next_claim:
+                    entries = await self._claim_stale(room)
+                    next_claim = now + max(self.claim_idle_ms / 2000, 0.2)
+                if not entries:
+                    block = (
+                        min(self.block_ms, int(heartbeat_every * 1000))
+                        if self._inflight
+                        else self.block_ms
+                    )
+                    entries = await self._read_new(min(room, self.batch_size), block)
+                self._start(entries)
+            except (RedisError, OSError) as exc:
+                log.warning("consumer.redis_error", error=repr(exc))
+                await sleep_unless(stop, 1.0)
+        if self._inflight:
+            log.info("consumer.finishing_inflight", count=len(self._inflight))
+            _, pending = await asyncio.wait(set(self._inflight), timeout=shutdown_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _retry_forever(self, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await fn()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("consumer.redis_unavailable", error=repr(exc))
+                await sleep_unless(stop, 1.0)

@@ -1,0 +1,90 @@
+"""The event catalog (DESIGN §4). Adding a field with a default is compatible; anything
+else is a new VERSION with an upcaster from the previous one (see envelope.upcaster)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from shared.events.envelope import Event, register
+from shared.schemas import CamelModel
+
+
+class HistoryTurn(CamelModel):
+    role: Literal["user", "model"]
+    text: str
+
+
+class TokenUsage(CamelModel):
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+@register
+class UserRegistered(Event):
+    """auth: a new account exists."""
+
+    user_id: uuid.UUID
+    mobile_number: str
+    registered_at: datetime
+
+
+@register
+class MessageQueued(Event):
+    """chat: a prompt was accepted and its reply placeholder is waiting for the model.
+
+    Carries everything the worker needs, so the worker reads no database: the prompt and
+    the conversation before it (bounded, oldest turns dropped first, never the prompt).
+    """
+
+    reply_id: uuid.UUID
+    message_id: uuid.UUID
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    prompt: str
+    history: list[HistoryTurn] = Field(default_factory=list)
+    attempt: int = Field(default=1, ge=1, description="1, then 2.. when re-queued")
+
+
+@register
+class ReplyCompleted(Event):
+    """ai-worker: the model answered."""
+
+    reply_id: uuid.UUID
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    text: str
+    finish_reason: str
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    model: str | None = None
+
+
+@register
+class ReplyFailed(Event):
+    """ai-worker: no answer. ``status`` is ``blocked`` for a safety block, else ``failed``."""
+
+    reply_id: uuid.UUID
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    status: Literal["failed", "blocked"]
+    reason: str = Field(description="machine-readable: safety_block, model_error, ...")
+    message: str = Field(description="readable by the user")
+    partial_text: str = ""
+
+
+@register
+class SubscriptionChanged(Event):
+    """billing: the user's subscription state changed. Carries enough for a consumer to
+    derive the tier itself at any later time (shared.tiers.derive_tier); ``as_of`` orders
+    changes, so a consumer ignores one older than what it already has."""
+
+    user_id: uuid.UUID
+    tier: Literal["BASIC", "PRO"]
+    status: str
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    as_of: datetime

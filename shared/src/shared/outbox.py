@@ -1,0 +1,165 @@
+"""The transactional outbox (DESIGN §4).
+
+A service never writes an event to Redis while handling a request. It calls :func:`add`
+inside the transaction that changes its state; the row commits (or not) with that change.
+:class:`OutboxRelay`, running in the same process, publishes committed rows to Redis
+Streams and marks a row published only after ``XADD`` returned. A crash in between
+publishes the row again, so delivery is at-least-once and consumers dedupe (the inbox).
+
+The relay is woken by ``NOTIFY`` at commit and polls as a fallback; it claims rows with
+``FOR UPDATE SKIP LOCKED`` so several replicas never publish the same batch at once.
+Published rows stay in the table: they are the service's event log, and
+:func:`republish_since` queues them again after Redis lost its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.aio import sleep_unless
+from shared.db import schema_conninfo
+from shared.events.envelope import Event, encode, to_json
+
+log = structlog.get_logger(__name__)
+
+STREAM_MAXLEN = 100_000
+
+
+def stream_for(producer: str) -> str:
+    return f"{producer}.events"
+
+
+async def add(
+    conn: AsyncConnection,
+    event: Event,
+    *,
+    producer: str,
+    correlation_id: str | None = None,
+) -> str:
+    """Insert ``event`` into the outbox in the caller's transaction; returns its event id."""
+    envelope = encode(event, producer=producer, correlation_id=correlation_id)
+    await conn.execute(
+        "INSERT INTO outbox (event_id, stream, type, envelope) VALUES (%s, %s, %s, %s)",
+        (envelope.id, stream_for(producer), envelope.type, to_json(envelope)),
+    )
+    # Delivered at commit, never for a rolled-back transaction.
+    await conn.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+    return str(envelope.id)
+
+
+async def republish_since(conn: AsyncConnection, since: datetime) -> int:
+    """Mark every event created at or after ``since`` unpublished, so the relay sends it
+    again (after Redis lost data). Consumers dedupe by event id."""
+    cur = await conn.execute(
+        "UPDATE outbox SET published_at = NULL WHERE created_at >= %s AND published_at IS NOT NULL",
+        (since,),
+    )
+    return cur.rowcount
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        redis: Redis,
+        *,
+        database_url: str,
+        schema: str,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.listen_conninfo = schema_conninfo(database_url, schema)
+        self.channel = f"outbox_{schema}"
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; return how many were published."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                """
+                SELECT id, stream, type, envelope::text
+                  FROM outbox
+                 WHERE published_at IS NULL
+                 ORDER BY id
+                 LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                (self.batch_size,),
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return 0
+            pipe = self.redis.pipeline(transaction=False)
+            for _, stream, type_, envelope in rows:
+                pipe.xadd(
+                    stream,
+                    {"type": type_, "envelope": envelope},
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
+            # Raises on any failure: the transaction rolls back and nothing is marked.
+            await pipe.execute()
+            await conn.execute(
+                "UPDATE outbox SET published_at = now(), publish_count = publish_count + 1"
+                " WHERE id = ANY(%s)",
+                ([row[0] for row in rows],),
+            )
+        log.info("outbox.published", count=len(rows))
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until nothing is left (tests, and the relay loop)."""
+        total = 0
+        while count := await self.publish_pending():
+            total += count
+        return total
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Turn NOTIFYs into wake-ups; reconnect if the connection drops."""
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.listen_conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {self.channel}")
+                    self._wake.set()  # catch up on anything committed while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("outbox.listen_failed", error=repr(exc))
+                await sleep_unless(stop, 2.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop))
+        backoff = self.poll_interval
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before draining, so a NOTIFY during the drain is kept
+                try:
+                    await self.drain()
+                    backoff = self.poll_interval
+                except (RedisError, psycopg.Error, OSError) as exc:
+                    log.warning("outbox.publish_failed", error=repr(exc))
+                    backoff = min(backoff * 2, 10.0)
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=backoff, return_when="FIRST_COMPLETED"
+                )
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
