@@ -55,6 +55,22 @@ async def add(
     return str(envelope.id)
 
 
+async def publish_now(
+    redis: Redis, event: Event, *, producer: str, correlation_id: str | None = None
+) -> str:
+    """XADD an event straight to the producer's stream. Only for services without a
+    database (the ai-worker), which emit an event and then ack the entry that caused it:
+    a crash in between emits it twice, which consumers dedupe."""
+    envelope = encode(event, producer=producer, correlation_id=correlation_id)
+    await redis.xadd(
+        stream_for(producer),
+        {"type": envelope.type, "envelope": to_json(envelope)},
+        maxlen=STREAM_MAXLEN,
+        approximate=True,
+    )
+    return str(envelope.id)
+
+
 async def republish_since(conn: AsyncConnection, since: datetime) -> int:
     """Mark every event created at or after ``since`` unpublished, so the relay sends it
     again (after Redis lost data). Consumers dedupe by event id."""

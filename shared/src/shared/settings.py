@@ -7,7 +7,7 @@ then from a ``.env`` file in the working directory, then from the defaults below
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,9 @@ MIN_JWT_SECRET_BYTES = 32
 
 class ServiceSettings(BaseSettings):
     """What every service reads. A service subclasses it and adds its own fields."""
+
+    # Services that issue or verify tokens need JWT_SECRET; the ai-worker does not.
+    requires_jwt_secret: ClassVar[bool] = True
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -46,6 +49,8 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_secrets(self) -> ServiceSettings:
         secret = self.jwt_secret.encode()
+        if not self.requires_jwt_secret:
+            return self
         if not secret:
             raise ValueError("JWT_SECRET is required (at least 32 bytes; `make run` generates one)")
         if self.app_env != "development" and len(secret) < MIN_JWT_SECRET_BYTES:

@@ -87,4 +87,6 @@ class SubscriptionChanged(Event):
     status: str
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
+    # While past_due: PRO until this instant (billing's grace period), BASIC after.
+    grace_until: datetime | None = None
     as_of: datetime

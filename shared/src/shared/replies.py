@@ -1,0 +1,82 @@
+"""The live token stream of one reply: ``ai.reply.<reply_id>`` (DESIGN §5).
+
+The ai-worker appends entries as the model produces text; chat's SSE endpoint replays
+and follows them. Entries have a ``type`` field:
+
+- ``token`` (``text``): the next piece of the reply;
+- ``reset``: a new attempt starts, so everything before it is void (a retry after a
+  partial answer, or another worker taking over after a crash);
+- ``end`` (``status``, and ``reason`` + ``message`` unless completed): the reply is final.
+
+The stream is capped and expires ``ttl`` seconds after its last write: the stored reply
+in chat's database is the durable copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+MAXLEN = 20_000
+
+
+def reply_stream(reply_id: str) -> str:
+    return f"ai.reply.{reply_id}"
+
+
+async def append(redis: Redis, reply_id: str, fields: dict[str, str], *, ttl: int) -> str:
+    key = reply_stream(reply_id)
+    pipe = redis.pipeline(transaction=True)
+    pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True)
+    pipe.expire(key, ttl)
+    entry_id, _ = await pipe.execute()
+    return str(entry_id)
+
+
+async def append_token(redis: Redis, reply_id: str, text: str, *, ttl: int) -> str:
+    return await append(redis, reply_id, {"type": "token", "text": text}, ttl=ttl)
+
+
+async def append_reset(redis: Redis, reply_id: str, *, ttl: int) -> str:
+    return await append(redis, reply_id, {"type": "reset"}, ttl=ttl)
+
+
+async def append_end(
+    redis: Redis,
+    reply_id: str,
+    status: str,
+    *,
+    ttl: int,
+    reason: str = "",
+    message: str = "",
+) -> str:
+    fields = {"type": "end", "status": status}
+    if reason:
+        fields |= {"reason": reason, "message": message}
+    return await append(redis, reply_id, fields, ttl=ttl)
+
+
+@dataclass
+class ReplySoFar:
+    """What a token stream says now: the text of the current attempt, and the end."""
+
+    text: str = ""
+    started: bool = False
+    end: dict[str, str] | None = None
+    parts: list[str] = field(default_factory=list)
+
+
+async def read_all(redis: Redis, reply_id: str) -> ReplySoFar:
+    state = ReplySoFar()
+    for _, fields in await redis.xrange(reply_stream(reply_id)):
+        kind = fields.get("type")
+        state.started = True
+        if kind == "token":
+            state.parts.append(fields.get("text", ""))
+        elif kind == "reset":
+            state.parts.clear()
+        elif kind == "end":
+            state.end = dict(fields)
+    state.text = "".join(state.parts)
+    return state
