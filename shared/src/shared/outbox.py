@@ -56,14 +56,19 @@ async def add(
 
 
 async def publish_now(
-    redis: Redis, event: Event, *, producer: str, correlation_id: str | None = None
+    redis: Redis,
+    event: Event,
+    *,
+    producer: str,
+    stream: str,
+    correlation_id: str | None = None,
 ) -> str:
-    """XADD an event straight to the producer's stream. Only for services without a
-    database (the ai-worker), which emit an event and then ack the entry that caused it:
-    a crash in between emits it twice, which consumers dedupe."""
+    """XADD an event straight to ``stream``. Only for services without a database (the
+    ai-worker, whose stream is ``ai.events``), which emit an event and then ack the entry
+    that caused it: a crash in between emits it twice, which consumers dedupe."""
     envelope = encode(event, producer=producer, correlation_id=correlation_id)
     await redis.xadd(
-        stream_for(producer),
+        stream,
         {"type": envelope.type, "envelope": to_json(envelope)},
         maxlen=STREAM_MAXLEN,
         approximate=True,
