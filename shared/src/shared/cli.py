@@ -1,19 +1,24 @@
-"""The command line every service shares: ``python -m <service> serve | migrate``."""
+"""The command line every service shares: ``python -m <service> serve | migrate | republish``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import structlog
 import uvicorn
 from pydantic import ValidationError
 
+from shared.db import schema_conninfo
 from shared.logging import configure_logging
 from shared.migrations import MigrationError, migrate
+from shared.outbox import republish_since
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -37,12 +42,19 @@ def main(
     settings_cls: type[ServiceSettings],
     create_app: Callable[[Any], Any],
     schema: str | None = None,
-    migrations_dir: Path | None = None,
+    migrations_dir: Path | Sequence[Path] | None = None,
+    has_outbox: bool = False,
     argv: list[str] | None = None,
 ) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
     commands = ["serve"] + (["migrate"] if migrations_dir else [])
+    commands += ["republish"] if has_outbox else []
     parser.add_argument("command", choices=commands)
+    parser.add_argument(
+        "--since",
+        type=datetime.fromisoformat,
+        help="republish: send again every event created at or after this ISO-8601 time",
+    )
     args = parser.parse_args(argv)
 
     settings = _load_settings(settings_cls)
@@ -57,6 +69,15 @@ def main(
             raise SystemExit(1) from None
         return
 
+    if args.command == "republish":
+        if args.since is None:
+            parser.error("republish needs --since (e.g. --since 2026-11-28T10:00:00+00:00)")
+        count = asyncio.run(_republish(settings.database_url, schema or service, args.since))
+        log.info(
+            "outbox.republish_queued", schema=schema, since=args.since.isoformat(), count=count
+        )
+        return
+
     log.info("service.starting", host=settings.host, port=settings.port, env=settings.app_env)
     uvicorn.run(
         create_app(settings),
@@ -68,3 +89,11 @@ def main(
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+
+
+async def _republish(database_url: str, schema: str, since: datetime) -> int:
+    conninfo = schema_conninfo(database_url, schema)
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        count = await republish_since(conn, since)
+        await conn.commit()
+    return count

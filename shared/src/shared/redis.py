@@ -10,6 +10,6 @@ def open_redis(url: str) -> Redis:
         url,
         decode_responses=True,
         socket_connect_timeout=2,
-        socket_timeout=5,
+        socket_timeout=10,
         health_check_interval=30,
     )

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from chat.app import create_app
+from chat.settings import Settings
+from shared.cli import main
+from shared.migrations import MESSAGING
+
+MIGRATIONS = [MESSAGING, Path(__file__).resolve().parents[2] / "migrations"]
+
+if __name__ == "__main__":
+    main(
+        "chat",
+        settings_cls=Settings,
+        create_app=create_app,
+        schema="chat",
+        migrations_dir=MIGRATIONS,
+        has_outbox=True,
+    )

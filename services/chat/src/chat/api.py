@@ -1,0 +1,244 @@
+"""Chat routes: parse the request, call the use case, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from asgi_correlation_id.context import correlation_id
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sse_starlette import EventSourceResponse
+
+from chat import service
+from chat.repository import Chatroom, Message
+from chat.schemas import (
+    ChatroomCreatedOut,
+    ChatroomData,
+    ChatroomDetailData,
+    ChatroomDetailOut,
+    ChatroomIn,
+    ChatroomListOut,
+    ChatroomOut,
+    ChatroomOutEnvelope,
+    ChatroomWithMessages,
+    MessageIn,
+    MessageOut,
+    MessageQueuedData,
+    MessageQueuedOut,
+    ReplyRef,
+    UsageData,
+    UsageOut,
+)
+from chat.service import ChatContext
+from chat.streaming import reply_events
+from shared.db import UnitOfWork
+from shared.errors import NotFound
+from shared.schemas import error_responses
+from shared.security import CurrentUser
+
+
+def _uow(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.pool)
+
+
+def _ctx(request: Request) -> ChatContext:
+    return request.app.state.chat
+
+
+Uow = Annotated[UnitOfWork, Depends(_uow)]
+Ctx = Annotated[ChatContext, Depends(_ctx)]
+
+
+def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(
+            f"{what} not found or you do not have access to it.",
+            code=f"{what.lower()}_not_found",
+        ) from None
+
+
+def user_id(claims: CurrentUser) -> uuid.UUID:
+    return _uuid(claims.user_id, "User")
+
+
+UserId = Annotated[uuid.UUID, Depends(user_id)]
+
+
+def room_out(room: Chatroom) -> ChatroomOut:
+    return ChatroomOut(
+        id=str(room.id),
+        name=room.name,
+        user_id=str(room.user_id),
+        created_at=room.created_at,
+        updated_at=room.updated_at,
+    )
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=str(message.id),
+        chatroom_id=str(message.chatroom_id),
+        role=message.role,  # type: ignore[arg-type]
+        content=message.content,
+        status=message.status,  # type: ignore[arg-type]
+        created_at=message.created_at,
+        completed_at=message.completed_at,
+        reply_to=str(message.reply_to) if message.reply_to else None,
+        error=message.error,
+        error_code=message.error_code,
+    )
+
+
+def stream_url(message: Message) -> str:
+    return f"/api/v1/chatroom/{message.chatroom_id}/message/{message.id}/stream"
+
+
+router = APIRouter(prefix="/api/v1", tags=["chat"])
+
+
+@router.post(
+    "/chatroom",
+    status_code=201,
+    response_model=ChatroomCreatedOut,
+    responses=error_responses(400, 401),
+)
+async def create_chatroom(body: ChatroomIn, user: UserId, uow: Uow, ctx: Ctx) -> ChatroomCreatedOut:
+    room = await service.create_chatroom(uow, ctx, user, body.name)
+    return ChatroomCreatedOut(
+        message="Chatroom created successfully.", data=ChatroomData(chatroom=room_out(room))
+    )
+
+
+@router.get("/chatroom", response_model=ChatroomListOut, responses=error_responses(400, 401))
+async def list_chatrooms(
+    user: UserId,
+    uow: Uow,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict:
+    def render(rooms: list[Chatroom], next_cursor: str | None) -> dict:
+        return ChatroomListOut(
+            results=len(rooms),
+            data={"chatrooms": [room_out(r) for r in rooms], "nextCursor": next_cursor},
+        ).model_dump(mode="json", by_alias=True)
+
+    return await service.list_chatrooms(uow, ctx, user, limit, cursor, render)
+
+
+@router.get(
+    "/chatroom/{chatroom_id}",
+    response_model=ChatroomDetailOut,
+    responses=error_responses(400, 401, 404),
+)
+async def get_chatroom(
+    chatroom_id: str,
+    user: UserId,
+    uow: Uow,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> ChatroomDetailOut:
+    before_id = _uuid(before, "Message") if before else None
+    room, messages, has_more = await service.get_chatroom(
+        uow, user, _uuid(chatroom_id), limit, before_id
+    )
+    detail = ChatroomWithMessages(
+        **room_out(room).model_dump(),
+        messages=[message_out(m) for m in messages],
+        has_more=has_more,
+    )
+    return ChatroomDetailOut(data=ChatroomDetailData(chatroom=detail))
+
+
+@router.patch(
+    "/chatroom/{chatroom_id}",
+    response_model=ChatroomOutEnvelope,
+    responses=error_responses(400, 401, 404),
+)
+async def rename_chatroom(
+    chatroom_id: str, body: ChatroomIn, user: UserId, uow: Uow, ctx: Ctx
+) -> ChatroomOutEnvelope:
+    room = await service.rename_chatroom(uow, ctx, user, _uuid(chatroom_id), body.name)
+    return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
+
+
+@router.delete(
+    "/chatroom/{chatroom_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404),
+)
+async def delete_chatroom(chatroom_id: str, user: UserId, uow: Uow, ctx: Ctx) -> Response:
+    await service.delete_chatroom(uow, ctx, user, _uuid(chatroom_id))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/chatroom/{chatroom_id}/message",
+    status_code=201,
+    response_model=MessageQueuedOut,
+    responses=error_responses(400, 401, 404, 409, 429),
+)
+async def send_message(
+    chatroom_id: str, body: MessageIn, response: Response, user: UserId, uow: Uow, ctx: Ctx
+) -> MessageQueuedOut:
+    queued = await service.queue_message(
+        uow, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
+    )
+    response.headers.update(service.rate_limit_headers(queued.usage))
+    reply = queued.reply
+    return MessageQueuedOut(
+        message="Message sent and queued for AI response.",
+        data=MessageQueuedData(
+            message=message_out(queued.prompt),
+            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),  # type: ignore[arg-type]
+        ),
+    )
+
+
+@router.get(
+    "/chatroom/{chatroom_id}/message/{reply_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The reply as it is generated"}
+    }
+    | error_responses(401, 404),
+)
+async def stream_reply(
+    chatroom_id: str, reply_id: str, request: Request, user: UserId, ctx: Ctx
+) -> EventSourceResponse:
+    room_id, reply_uuid = _uuid(chatroom_id), _uuid(reply_id, "Reply")
+    pool = request.app.state.pool
+
+    async def load() -> Message:
+        return await service.get_reply(UnitOfWork(pool), user, room_id, reply_uuid)
+
+    await load()  # 404 before the stream starts
+    events = reply_events(
+        ctx.redis,
+        reply_uuid,
+        load,
+        lambda m: message_out(m).model_dump(mode="json", by_alias=True),
+        request.headers.get("last-event-id"),
+    )
+    return EventSourceResponse(
+        events,
+        ping=ctx.settings.sse_ping_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/usage", response_model=UsageOut, responses=error_responses(401))
+async def get_usage(user: UserId, uow: Uow, ctx: Ctx) -> UsageOut:
+    usage = await service.usage(uow, ctx, user)
+    return UsageOut(
+        data=UsageData(
+            tier=usage.tier,
+            limit=usage.limit,
+            used=usage.used,
+            remaining=usage.remaining,
+            resets_at=usage.resets_at,
+        )
+    )

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from fastapi import FastAPI
+
+from chat import service
+from chat.api import router
+from chat.handlers import HANDLERS
+from chat.service import ChatContext
+from chat.settings import Settings
+from shared.aio import Background, sleep_unless
+from shared.consumer import StreamConsumer, consumer_name, inbox_processor
+from shared.db import UnitOfWork, open_pool
+from shared.http import ReadinessCheck
+from shared.http import create_app as create_service_app
+from shared.outbox import OutboxRelay
+from shared.redis import open_redis
+
+SCHEMA = "chat"
+CONSUMES = ["ai.events", "billing.events"]
+
+log = structlog.get_logger(__name__)
+
+
+def reconciler(app: FastAPI, settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """Every interval: queue again replies stuck past the deadline; and when Redis lost
+    its data (restart without persistence, flush), every pending reply at once."""
+
+    async def loop(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                now = datetime.now(UTC)
+                cutoff = now - timedelta(seconds=settings.reconcile_after_seconds)
+                if await service.redis_lost_data(app.state.redis):
+                    log.warning("chat.redis_lost_data")
+                    cutoff = now
+                while await service.requeue_stale_replies(
+                    UnitOfWork(app.state.pool), settings, cutoff
+                ):
+                    pass
+            except Exception:
+                log.exception("chat.reconciler_failed")
+            await sleep_unless(stop, settings.reconcile_interval_seconds)
+
+    return loop
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(
+            settings.database_url,
+            SCHEMA,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+        )
+        redis = open_redis(settings.redis_url)
+        app.state.pool = pool
+        app.state.redis = redis
+        app.state.chat = ChatContext(settings=settings, redis=redis)
+        relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=SCHEMA)
+        consumer = StreamConsumer(
+            redis,
+            group="chat",
+            name=consumer_name("chat"),
+            streams=CONSUMES,
+            types={cls.type_name() for cls in HANDLERS},
+            process=inbox_processor(pool, HANDLERS),
+            concurrency=8,
+            claim_idle_ms=int(settings.claim_idle_seconds * 1000),
+            max_deliveries=settings.max_deliveries,
+        )
+        app.state.relay, app.state.consumer = relay, consumer
+        background = Background()
+        background.start("outbox-relay", relay.run)
+        background.start("consumer", consumer.run)
+        background.start("reconciler", reconciler(app, settings))
+        try:
+            yield
+        finally:
+            await background.shutdown(grace=10)
+            await redis.aclose()
+            await pool.close()
+
+    def readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
+        async def postgres() -> None:
+            async with app.state.pool.connection() as conn:
+                await conn.execute("SELECT 1")
+
+        async def redis() -> None:
+            await app.state.redis.ping()
+
+        return {"postgres": postgres, "redis": redis}
+
+    app = create_service_app(
+        title="Gemini Backend: chat",
+        max_body_bytes=settings.max_body_bytes,
+        lifespan=lifespan,
+        readiness=readiness,
+    )
+    app.state.settings = settings
+    app.include_router(router)
+    return app

@@ -1,0 +1,58 @@
+"""Event handlers: thin doors into the use cases, each run in the consumer's transaction
+(with the inbox row that makes a second delivery a no-op)."""
+
+from __future__ import annotations
+
+import structlog
+
+from chat import repository, service
+from chat.repository import SubscriptionState
+from shared.db import UnitOfWork
+from shared.events import ReplyCompleted, ReplyFailed, SubscriptionChanged
+
+log = structlog.get_logger(__name__)
+
+
+async def on_reply_completed(event: ReplyCompleted, uow: UnitOfWork) -> None:
+    stored = await repository.complete_reply(
+        uow.conn,
+        event.reply_id,
+        text=event.text,
+        finish_reason=event.finish_reason,
+        prompt_tokens=event.usage.prompt_tokens,
+        output_tokens=event.usage.output_tokens,
+    )
+    log.info("chat.reply_completed", reply_id=str(event.reply_id), stored=stored)
+
+
+async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
+    await service.fail_reply(
+        uow,
+        event.reply_id,
+        status=event.status,
+        code=event.reason,
+        message=event.message,
+        partial_text=event.partial_text,
+    )
+
+
+async def on_subscription_changed(event: SubscriptionChanged, uow: UnitOfWork) -> None:
+    applied = await repository.upsert_subscription(
+        uow.conn,
+        event.user_id,
+        SubscriptionState(
+            status=event.status,
+            current_period_end=event.current_period_end,
+            cancel_at_period_end=event.cancel_at_period_end,
+            grace_until=event.grace_until,
+            as_of=event.as_of,
+        ),
+    )
+    log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
+
+
+HANDLERS = {
+    ReplyCompleted: on_reply_completed,
+    ReplyFailed: on_reply_failed,
+    SubscriptionChanged: on_subscription_changed,
+}

@@ -1,0 +1,359 @@
+"""All of chat's SQL. Functions take the connection first; none of them commits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+PENDING = ("queued", "generating")
+
+
+@dataclass(frozen=True)
+class Chatroom:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Message:
+    id: uuid.UUID
+    seq: int
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    content: str
+    status: str
+    reply_to: uuid.UUID | None
+    error_code: str | None
+    error: str | None
+    quota_day: date | None
+    attempts: int
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    status: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    grace_until: datetime | None
+    as_of: datetime
+
+
+_ROOM = "id, user_id, name, created_at, updated_at"
+_MSG = (
+    "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
+    " quota_day, attempts, created_at, completed_at"
+)
+
+
+# -- chatrooms ---------------------------------------------------------------------------
+
+
+async def insert_chatroom(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, name: str
+) -> Chatroom:
+    async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
+        await cur.execute(
+            f"INSERT INTO chatrooms (id, user_id, name) VALUES (%s, %s, %s) RETURNING {_ROOM}",
+            (room_id, user_id, name),
+        )
+        room = await cur.fetchone()
+    assert room is not None
+    return room
+
+
+async def get_chatroom(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
+) -> Chatroom | None:
+    """The room, only if it belongs to ``user_id``."""
+    suffix = " FOR UPDATE" if lock else ""
+    async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
+        await cur.execute(
+            f"SELECT {_ROOM} FROM chatrooms WHERE id = %s AND user_id = %s{suffix}",
+            (room_id, user_id),
+        )
+        return await cur.fetchone()
+
+
+async def list_chatrooms(
+    conn: AsyncConnection,
+    user_id: uuid.UUID,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Chatroom]:
+    """Newest first; ``after`` is the (created_at, id) of the last room of the previous page."""
+    async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
+        if after is None:
+            await cur.execute(
+                f"SELECT {_ROOM} FROM chatrooms WHERE user_id = %s"
+                " ORDER BY created_at DESC, id DESC LIMIT %s",
+                (user_id, limit),
+            )
+        else:
+            await cur.execute(
+                f"SELECT {_ROOM} FROM chatrooms WHERE user_id = %s AND (created_at, id) < (%s, %s)"
+                " ORDER BY created_at DESC, id DESC LIMIT %s",
+                (user_id, after[0], after[1], limit),
+            )
+        return await cur.fetchall()
+
+
+async def rename_chatroom(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, name: str
+) -> Chatroom | None:
+    async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
+        await cur.execute(
+            f"UPDATE chatrooms SET name = %s, updated_at = clock_timestamp()"
+            f" WHERE id = %s AND user_id = %s RETURNING {_ROOM}",
+            (name, room_id, user_id),
+        )
+        return await cur.fetchone()
+
+
+async def delete_chatroom(conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    cur = await conn.execute(
+        "DELETE FROM chatrooms WHERE id = %s AND user_id = %s", (room_id, user_id)
+    )
+    return cur.rowcount == 1
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+async def insert_message(
+    conn: AsyncConnection,
+    *,
+    message_id: uuid.UUID,
+    chatroom_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    content: str,
+    status: str,
+    reply_to: uuid.UUID | None = None,
+    quota_day: date | None = None,
+) -> Message:
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"""
+            INSERT INTO messages
+                (id, chatroom_id, user_id, role, content, status, reply_to, quota_day)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            RETURNING {_MSG}
+            """,
+            (message_id, chatroom_id, user_id, role, content, status, reply_to, quota_day),
+        )
+        message = await cur.fetchone()
+    assert message is not None
+    return message
+
+
+async def get_message(
+    conn: AsyncConnection, message_id: uuid.UUID, chatroom_id: uuid.UUID, user_id: uuid.UUID
+) -> Message | None:
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"SELECT {_MSG} FROM messages WHERE id = %s AND chatroom_id = %s AND user_id = %s",
+            (message_id, chatroom_id, user_id),
+        )
+        return await cur.fetchone()
+
+
+async def get_message_by_id(conn: AsyncConnection, message_id: uuid.UUID) -> Message | None:
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(f"SELECT {_MSG} FROM messages WHERE id = %s", (message_id,))
+        return await cur.fetchone()
+
+
+async def list_messages(
+    conn: AsyncConnection, chatroom_id: uuid.UUID, limit: int, before_seq: int | None
+) -> list[Message]:
+    """The ``limit`` latest messages (before ``before_seq``), oldest first."""
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"""
+            SELECT * FROM (
+                SELECT {_MSG} FROM messages
+                 WHERE chatroom_id = %s AND (%s::bigint IS NULL OR seq < %s)
+                 ORDER BY seq DESC LIMIT %s
+            ) latest ORDER BY seq
+            """,
+            (chatroom_id, before_seq, before_seq, limit),
+        )
+        return await cur.fetchall()
+
+
+async def conversation_before(
+    conn: AsyncConnection, chatroom_id: uuid.UUID, before_seq: int, limit: int
+) -> list[tuple[str, str]]:
+    """(role, content) of the latest completed messages before ``before_seq``, newest first."""
+    cur = await conn.execute(
+        """
+        SELECT role, content FROM messages
+         WHERE chatroom_id = %s AND seq < %s AND status = 'completed' AND content <> ''
+         ORDER BY seq DESC LIMIT %s
+        """,
+        (chatroom_id, before_seq, limit),
+    )
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def complete_reply(
+    conn: AsyncConnection,
+    reply_id: uuid.UUID,
+    *,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    output_tokens: int,
+) -> bool:
+    """Store the answer; False when the reply is already final (or gone)."""
+    cur = await conn.execute(
+        """
+        UPDATE messages
+           SET content = %s, status = 'completed', finish_reason = %s, prompt_tokens = %s,
+               output_tokens = %s, error = NULL, error_code = NULL,
+               completed_at = clock_timestamp()
+         WHERE id = %s AND role = 'GEMINI' AND status IN ('queued', 'generating')
+        """,
+        (text, finish_reason, prompt_tokens, output_tokens, reply_id),
+    )
+    return cur.rowcount == 1
+
+
+async def fail_reply(
+    conn: AsyncConnection,
+    reply_id: uuid.UUID,
+    *,
+    status: str,
+    code: str,
+    message: str,
+    partial_text: str = "",
+) -> Message | None:
+    """Mark the reply failed/blocked; None when it is already final (or gone)."""
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"""
+            UPDATE messages
+               SET status = %s, error_code = %s, error = %s, content = %s,
+                   completed_at = clock_timestamp()
+             WHERE id = %s AND role = 'GEMINI' AND status IN ('queued', 'generating')
+            RETURNING {_MSG}
+            """,
+            (status, code, message, partial_text, reply_id),
+        )
+        return await cur.fetchone()
+
+
+async def stale_pending_replies(
+    conn: AsyncConnection, queued_before: datetime, limit: int
+) -> list[Message]:
+    """Pending replies last queued before ``queued_before``, locked for this transaction."""
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"""
+            SELECT {_MSG} FROM messages
+             WHERE status IN ('queued', 'generating') AND queued_at < %s
+             ORDER BY queued_at LIMIT %s
+               FOR UPDATE SKIP LOCKED
+            """,
+            (queued_before, limit),
+        )
+        return await cur.fetchall()
+
+
+async def mark_requeued(conn: AsyncConnection, reply_id: uuid.UUID) -> int:
+    cur = await conn.execute(
+        "UPDATE messages SET attempts = attempts + 1, queued_at = clock_timestamp()"
+        " WHERE id = %s RETURNING attempts",
+        (reply_id,),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- quota -------------------------------------------------------------------------------
+
+
+async def take_quota_unit(
+    conn: AsyncConnection, user_id: uuid.UUID, day: date, limit: int | None
+) -> int | None:
+    """Count one prompt for ``day``; the new count, or None when ``limit`` is reached.
+
+    Atomic: the conflict path locks the (user, day) row, so concurrent requests queue up
+    behind each other and no interleaving can go past the limit.
+    """
+    cur = await conn.execute(
+        """
+        INSERT INTO daily_usage AS u (user_id, day, used) VALUES (%s, %s, 1)
+        ON CONFLICT ON CONSTRAINT daily_usage_pkey
+        DO UPDATE SET used = u.used + 1 WHERE %s::integer IS NULL OR u.used < %s
+        RETURNING used
+        """,
+        (user_id, day, limit, limit),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
+async def give_back_quota_unit(conn: AsyncConnection, user_id: uuid.UUID, day: date) -> None:
+    await conn.execute(
+        "UPDATE daily_usage SET used = used - 1 WHERE user_id = %s AND day = %s AND used > 0",
+        (user_id, day),
+    )
+
+
+async def quota_used(conn: AsyncConnection, user_id: uuid.UUID, day: date) -> int:
+    cur = await conn.execute(
+        "SELECT used FROM daily_usage WHERE user_id = %s AND day = %s", (user_id, day)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- subscription projection ---------------------------------------------------------------
+
+
+async def get_subscription(conn: AsyncConnection, user_id: uuid.UUID) -> SubscriptionState | None:
+    async with conn.cursor(row_factory=class_row(SubscriptionState)) as cur:
+        await cur.execute(
+            "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of"
+            " FROM subscriptions WHERE user_id = %s",
+            (user_id,),
+        )
+        return await cur.fetchone()
+
+
+async def upsert_subscription(
+    conn: AsyncConnection, user_id: uuid.UUID, state: SubscriptionState
+) -> bool:
+    """Apply a state unless the stored one is newer; True when it was applied."""
+    cur = await conn.execute(
+        """
+        INSERT INTO subscriptions AS s
+            (user_id, status, current_period_end, cancel_at_period_end, grace_until, as_of)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (user_id) DO UPDATE
+           SET status = EXCLUDED.status, current_period_end = EXCLUDED.current_period_end,
+               cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+               grace_until = EXCLUDED.grace_until, as_of = EXCLUDED.as_of
+         WHERE s.as_of < EXCLUDED.as_of
+        """,
+        (
+            user_id,
+            state.status,
+            state.current_period_end,
+            state.cancel_at_period_end,
+            state.grace_until,
+            state.as_of,
+        ),
+    )
+    return cur.rowcount == 1

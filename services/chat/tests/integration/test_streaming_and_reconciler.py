@@ -1,0 +1,185 @@
+"""The SSE reply stream, and the reconciler that re-queues replies whose event was lost."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from chat import service
+from shared.db import UnitOfWork
+from shared.events import ReplyCompleted
+from shared.replies import append_end, append_reset, append_token
+from shared.testing.wait import eventually
+
+TTL = 600
+
+
+async def sse_events(response: httpx.Response):
+    """Parse an event stream into (event, data, id) tuples as they arrive."""
+    event, data, event_id = None, [], None
+    async for line in response.aiter_lines():
+        if line == "":
+            if event is not None or data:
+                yield event or "message", json.loads("\n".join(data)) if data else None, event_id
+            event, data, event_id = None, [], None
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                event_id = value
+
+
+async def queued_reply(api, user) -> tuple[str, str]:
+    room = await api.new_room(user)
+    reply = (await api.send(user, room["id"], "stream me")).json()["data"]["reply"]
+    return room["id"], reply["id"]
+
+
+async def test_reply_streams_token_by_token_then_done(api, user, redis, bus, client):
+    room_id, reply_id = await queued_reply(api, user)
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    received = []
+    async with client.stream("GET", url, headers=user.headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        events = sse_events(response)
+        await append_token(redis, reply_id, "Hello", ttl=TTL)
+        received.append(await anext(events))  # arrives before the next token is written
+        await append_token(redis, reply_id, " world", ttl=TTL)
+        received.append(await anext(events))
+        await bus.emit(
+            ReplyCompleted(
+                reply_id=uuid.UUID(reply_id),
+                chatroom_id=uuid.UUID(room_id),
+                user_id=user.id,
+                text="Hello world",
+                finish_reason="STOP",
+            )
+        )
+
+        async def stored() -> bool:
+            room = await api.room(user, room_id)
+            return room["messages"][-1]["status"] == "completed"
+
+        await eventually(stored)
+        await append_end(redis, reply_id, "completed", ttl=TTL)
+        received += [e async for e in events]
+    assert [(e[0], e[1]) for e in received[:2]] == [
+        ("token", {"text": "Hello"}),
+        ("token", {"text": " world"}),
+    ]
+    kind, data, _ = received[-1]
+    assert kind == "done"
+    assert data["status"] == "completed"
+    assert data["reply"]["content"] == "Hello world"
+
+
+async def test_last_event_id_resumes_after_what_was_seen(api, user, redis, client):
+    room_id, reply_id = await queued_reply(api, user)
+    first = await append_token(redis, reply_id, "one", ttl=TTL)
+    await append_reset(redis, reply_id, ttl=TTL)
+    await append_token(redis, reply_id, "two", ttl=TTL)
+    await append_end(redis, reply_id, "failed", ttl=TTL, reason="x", message="It broke.")
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    async with client.stream(
+        "GET", url, headers=user.headers | {"Last-Event-ID": first}
+    ) as response:
+        events = [e async for e in sse_events(response)]
+    assert [e[0] for e in events] == ["reset", "token", "done"]
+    assert events[1][1] == {"text": "two"}
+    assert events[2][1]["status"] == "failed"  # from the stream: the row is not final yet
+    assert events[2][1]["error"] == "It broke."
+
+
+async def test_finished_reply_is_sent_at_once_from_the_database(api, user, bus, client):
+    room_id, reply_id = await queued_reply(api, user)
+    await bus.emit(
+        ReplyCompleted(
+            reply_id=uuid.UUID(reply_id),
+            chatroom_id=uuid.UUID(room_id),
+            user_id=user.id,
+            text="stored answer",
+            finish_reason="STOP",
+        )
+    )
+
+    async def stored() -> bool:
+        return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
+
+    await eventually(stored)
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    async with client.stream("GET", url, headers=user.headers) as response:
+        events = [e async for e in sse_events(response)]
+    assert [(e[0], e[1].get("text")) for e in events[:1]] == [("token", "stored answer")]
+    assert events[-1][0] == "done"
+
+
+async def test_unknown_reply_is_404(api, user, client):
+    room = await api.new_room(user)
+    response = await client.get(
+        f"/api/v1/chatroom/{room['id']}/message/{uuid.uuid4()}/stream", headers=user.headers
+    )
+    assert response.status_code == 404
+
+
+async def age(database_url: str, reply_id: str, seconds: int) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE chat.messages SET queued_at = queued_at - make_interval(secs => %s)"
+            " WHERE id = %s",
+            (seconds, reply_id),
+        )
+
+
+@pytest.mark.parametrize("settings_overrides", [{"reconcile_after_seconds": 60, "max_requeues": 1}])
+async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
+    api, user, bus, app, chat_settings, chat_database_url
+):
+    room_id, reply_id = await queued_reply(api, user)
+    await eventually(lambda: bus.queued(reply_id))
+    await age(chat_database_url, reply_id, 120)
+    cutoff = datetime.now(UTC) - timedelta(seconds=60)
+    await service.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+
+    async def requeued() -> bool:
+        return len(await bus.queued(reply_id)) == 2
+
+    await eventually(requeued, what="a second MessageQueued")
+    first, second = await bus.queued(reply_id)
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert second.prompt == first.prompt
+
+    await age(chat_database_url, reply_id, 120)
+    cutoff = datetime.now(UTC) - timedelta(seconds=60)
+    await service.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+    reply = (await api.room(user, room_id))["messages"][-1]
+    assert reply["status"] == "failed" and reply["errorCode"] == "timeout"
+    assert (await api.usage(user))["used"] == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"reconcile_interval_seconds": 3600}])
+async def test_redis_losing_its_data_requeues_every_pending_reply(api, user, bus, redis, app):
+    _, reply_id = await queued_reply(api, user)
+    await eventually(lambda: bus.queued(reply_id))
+    assert not await service.redis_lost_data(redis)
+    await redis.delete(service.REDIS_ALIVE_KEY)  # what a flush or a restart does
+    assert await service.redis_lost_data(redis)
+    await service.requeue_stale_replies(
+        UnitOfWork(app.state.pool), app.state.settings, datetime.now(UTC)
+    )
+
+    async def requeued() -> bool:
+        return len(await bus.queued(reply_id)) == 2
+
+    await eventually(requeued)
