@@ -1,0 +1,130 @@
+"""CORS, readiness and the merged OpenAPI document."""
+
+from typing import Any
+
+
+async def test_cors_preflight_from_the_client_origin_is_allowed(gateway, client_url) -> None:
+    response = await gateway.options(
+        "/api/v1/chatroom",
+        headers={
+            "Origin": client_url,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == client_url
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert response.headers["x-request-id"]
+
+
+async def test_cors_preflight_from_another_origin_is_refused(gateway) -> None:
+    response = await gateway.options(
+        "/api/v1/chatroom",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "cors_rejected"
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["x-request-id"]
+
+
+async def test_cors_headers_on_responses_come_from_the_gateway_only(gateway, client_url) -> None:
+    allowed = await gateway.post(
+        "/api/v1/auth/login", json={}, headers={"Origin": client_url, "X-Fake": "hop"}
+    )
+    assert allowed.headers.get_list("access-control-allow-origin") == [client_url]
+    exposed = allowed.headers["access-control-expose-headers"].lower()
+    for name in ("x-request-id", "retry-after", "x-ratelimit-limit", "x-ratelimit-reset"):
+        assert name in exposed
+    other = await gateway.post(
+        "/api/v1/auth/login", json={}, headers={"Origin": "https://evil.example", "X-Fake": "hop"}
+    )
+    assert "access-control-allow-origin" not in other.headers  # the upstream's "*" is dropped
+
+
+async def test_readyz_is_200_when_redis_and_every_upstream_are_up(gateway) -> None:
+    response = await gateway.get("/readyz")
+    assert response.status_code == 200
+    checks = response.json()["data"]["checks"]
+    assert checks == {"redis": "ok", "auth": "ok", "chat": "ok", "billing": "ok"}
+
+
+async def test_readyz_is_503_when_an_upstream_is_not_ready(gateway, services) -> None:
+    services["billing"].ready_status = 503
+    response = await gateway.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["data"]["checks"]
+    assert checks["billing"].startswith("down")
+    assert checks["chat"] == "ok"
+
+
+async def test_readyz_checks_only_deployed_upstreams(gateway_factory, dead_url) -> None:
+    async with gateway_factory(gateway_upstreams="auth", chat_url=dead_url) as gateway:
+        response = await gateway.get("/readyz")
+    assert response.status_code == 200
+    assert set(response.json()["data"]["checks"]) == {"redis", "auth"}
+
+
+async def test_healthz(gateway) -> None:
+    response = await gateway.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["x-request-id"]
+
+
+def service_doc(paths: dict[str, Any], error_schema: dict[str, Any]) -> dict[str, Any]:
+    ok = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "x", "version": "1"},
+        "paths": {path: {method: {"responses": {"400": ok}}} for path, method in paths.items()},
+        "components": {
+            "schemas": {"Error": error_schema},
+            "securitySchemes": {"HTTPBearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def test_merged_openapi_has_every_available_service_and_names_the_missing(
+    gateway, services
+) -> None:
+    services["auth"].openapi = service_doc(
+        {"/api/v1/auth/signup": "post", "/internal/users/{user_id}/token-state": "get"},
+        {"type": "object", "properties": {"message": {"type": "string"}}},
+    )
+    services["chat"].openapi = service_doc(
+        {"/api/v1/chatroom/{chatroomId}": "get"},
+        {"type": "object", "properties": {"detail": {"type": "string"}}},
+    )
+    services["billing"].openapi = None  # answers 500
+    response = await gateway.get("/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["info"]["title"] == "Gemini Backend API"
+    assert set(doc["paths"]) == {
+        "/healthz",
+        "/readyz",
+        "/api/v1/auth/signup",
+        "/api/v1/chatroom/{chatroomId}",
+    }
+    assert doc["x-unavailable-services"] == ["billing"]
+    assert set(doc["components"]["schemas"]) == {"auth_Error", "chat_Error"}
+    chat_op = doc["paths"]["/api/v1/chatroom/{chatroomId}"]["get"]
+    assert chat_op["security"] == [{"HTTPBearer": []}]
+    schema = chat_op["responses"]["400"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/chat_Error"}
+    assert "security" not in doc["paths"]["/api/v1/auth/signup"]["post"]
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+    # Cached: a second request does not ask the services again.
+    fetches = services["auth"].openapi_fetches
+    assert (await gateway.get("/openapi.json")).json() == doc
+    assert services["auth"].openapi_fetches == fetches == 1
+
+
+async def test_docs_serve_swagger_ui_for_the_merged_document(gateway) -> None:
+    response = await gateway.get("/docs")
+    assert response.status_code == 200
+    assert "swagger-ui" in response.text
+    assert "/openapi.json" in response.text
