@@ -1,0 +1,1 @@
+"""The local stack launcher (`python -m dev run | test`); later the Gemini and Stripe simulators."""

@@ -1,0 +1,157 @@
+"""``python -m dev run`` starts the stack; ``python -m dev test [pytest args]`` runs the tests.
+
+Both find or start Postgres and Redis first (see dev/infra.py) and stop whatever they
+started on the way out, also on Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from dev.infra import Infra, InfraError, ensure_infra
+from dev.stack import REPO_ROOT, Stack, StackError, dev_jwt_secret, load_env_file
+
+USAGE = "usage: python -m dev run | python -m dev test [pytest args...]"
+TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
+PYTEST_NO_TESTS = 5
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _shielded() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while we clean up, so a second Ctrl-C cannot leave orphans."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("DATA_DIR") or REPO_ROOT / ".data")
+
+
+def _infra(data_dir: Path) -> Infra:
+    return ensure_infra(data_dir, os.environ.get("EMBEDDED_INFRA", "auto"))
+
+
+def _development_defaults(env: dict[str, str], data_dir: Path) -> None:
+    if not env.get("APP_ENV") and not env.get("NODE_ENV"):
+        env["APP_ENV"] = "development"
+    env.setdefault("OTP_DELIVERY", "response")
+    env.setdefault("PORT", "8000")
+    if not env.get("JWT_SECRET"):
+        env["JWT_SECRET"] = dev_jwt_secret(data_dir)
+
+
+def _notes(env: dict[str, str], infra: Infra) -> list[str]:
+    notes = [f"embedded {name} (started by us, stops with us)" for name in sorted(infra.embedded)]
+    if env.get("OTP_DELIVERY") == "response":
+        notes.append("OTP codes are returned in API responses (OTP_DELIVERY=response)")
+    return notes
+
+
+def _supervise(stack: Stack, infra: Infra) -> int:
+    """Wait until a child exits (1) or we are told to stop (KeyboardInterrupt)."""
+    children = {**infra.processes, **stack.processes}
+    while True:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                _say(f"error: {name} exited with code {proc.returncode}; stopping everything")
+                return 1
+        time.sleep(0.2)
+
+
+def run() -> int:
+    load_env_file()
+    data_dir = _data_dir()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
+        signal.signal(sig, _interrupt)
+    cleanup = contextlib.ExitStack()  # unwinds last in, first out: services, then infra
+    try:
+        infra = _infra(data_dir)
+        cleanup.callback(infra.stop)
+        env = {**os.environ, "DATABASE_URL": infra.database_url, "REDIS_URL": infra.redis_url}
+        _development_defaults(env, data_dir)
+        stack = cleanup.enter_context(Stack(env))
+        stack.migrate()
+        stack.start()
+        stack.wait_healthy(60)
+        print(f"Server is running on port {env['PORT']}", flush=True)
+        print(f"Access it at: http://localhost:{env['PORT']}", flush=True)
+        for note in _notes(env, infra):
+            _say(f"note: {note}")
+        return _supervise(stack, infra)
+    except KeyboardInterrupt:
+        _say("stopping...")
+        return 0
+    except (InfraError, StackError) as exc:
+        _say(f"error: {exc}")
+        return 1
+    finally:
+        with _shielded():
+            cleanup.close()
+
+
+def _pytest(args: list[str], env: dict[str, str]) -> int:
+    """Run pytest as a child and wait for it. A terminal Ctrl-C reaches pytest directly (same
+    process group) and it tears down cleanly; a SIGTERM to us becomes a SIGINT to it."""
+    # Set before the start: a handler (unlike an inherited SIG_IGN) is reset for the child.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=REPO_ROOT, env=env)
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGINT))
+    return proc.wait()
+
+
+def test(pytest_args: list[str]) -> int:
+    for check in (["check", "."], ["format", "--check", "."]):
+        if code := subprocess.run([sys.executable, "-m", "ruff", *check], cwd=REPO_ROOT).returncode:
+            _say(f"error: `ruff {' '.join(check)}` failed; `make format` fixes most of it")
+            return code
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        infra = _infra(_data_dir() / "test")
+    except InfraError as exc:
+        _say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    try:
+        redis_url = os.environ.get("REDIS_URL") or infra.redis_url.rstrip("/") + "/15"
+        env = {**os.environ, "DATABASE_URL": infra.database_url, "REDIS_URL": redis_url}
+        _say(f"test artifacts (service logs of end-to-end runs) go to {TEST_ARTIFACTS.name}/")
+        code = _pytest(pytest_args, env)
+    finally:
+        with _shielded():
+            infra.stop()
+    if code == PYTEST_NO_TESTS:
+        _say("error: pytest collected no tests")
+    return code
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and len(argv) == 1:
+        return run()
+    if argv[:1] == ["test"]:
+        return test(argv[1:])
+    _say(USAGE)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

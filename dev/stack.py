@@ -1,0 +1,206 @@
+"""Start the services as processes: the one way `make run` and the end-to-end tests do it.
+
+    env = {**os.environ, "DATABASE_URL": ..., "REDIS_URL": ..., "JWT_SECRET": ...}
+    with Stack(env, log_dir=tmp_path) as stack:
+        stack.migrate()
+        stack.start()
+        stack.wait_healthy(30)
+        httpx.get(stack.url("gateway") + "/healthz")
+
+Each service listens on the port of its URL variable (``AUTH_URL`` ...; the public gateway
+on ``PORT``); every child gets all those URLs, and the gateway gets ``GATEWAY_UPSTREAMS``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, NamedTuple
+from urllib.parse import urlsplit
+
+import httpx
+from dotenv import load_dotenv
+
+from dev.proc import free_port, spawn, stop_all, tail
+
+__all__ = ["SERVICES", "ServiceSpec", "Stack", "StackError", "free_port"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT = 10.0
+MIGRATE_TIMEOUT = 120.0
+
+
+class ServiceSpec(NamedTuple):
+    name: str
+    module: str  # run as `python -m <module> serve | migrate`
+    url_env: str  # where its URL is published; "PORT" (a bare port) for the public gateway
+    default_url: str
+    has_migrations: bool
+    upstream: bool = True  # the gateway routes requests to it (listed in GATEWAY_UPSTREAMS)
+
+    @property
+    def public(self) -> bool:
+        return self.url_env == "PORT"
+
+
+# In start order: the gateway last, once its upstreams exist. A service without HTTP routes
+# of its own (the ai-worker) is added with upstream=False.
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec("auth", "auth", "AUTH_URL", "http://127.0.0.1:8001", True),
+    ServiceSpec("gateway", "gateway", "PORT", "http://127.0.0.1:8000", False, upstream=False),
+]
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def load_env_file(path: Path = REPO_ROOT / ".env") -> None:
+    """Load ``.env`` into ``os.environ``; variables already set win."""
+    load_dotenv(path, override=False)
+
+
+def dev_jwt_secret(data_dir: Path) -> str:
+    """A development JWT secret, generated once and kept in ``<data_dir>/jwt_secret`` (0600)."""
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+class Stack:
+    """The services as child processes. ``env`` is the children's whole environment."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        services: list[str] | None = None,
+        log_dir: Path | None = None,
+        *,
+        specs: Sequence[ServiceSpec] = SERVICES,
+        cwd: Path = REPO_ROOT,
+    ) -> None:
+        known = {s.name: s for s in specs}
+        unknown = set(services or []) - known.keys()
+        if unknown:
+            raise StackError(f"unknown services: {', '.join(sorted(unknown))}")
+        self.specs = [s for s in specs if services is None or s.name in services]
+        self.env = dict(env)
+        self.log_dir = log_dir
+        # The services read `.env` from their working directory too (pydantic-settings): the
+        # tests pass an empty temporary dir so a developer's .env cannot change them.
+        self.cwd = cwd
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, name: str) -> str:
+        """The base URL of service ``name``, e.g. ``http://127.0.0.1:8001``."""
+        spec = next((s for s in self.specs if s.name == name), None)
+        if spec is None:
+            raise StackError(f"{name} is not part of this stack")
+        if spec.public:
+            port = self.env.get("PORT")
+            return f"http://127.0.0.1:{port}" if port else spec.default_url
+        return self.env.get(spec.url_env) or spec.default_url
+
+    def port(self, name: str) -> int:
+        port = urlsplit(self.url(name)).port
+        if port is None:
+            raise StackError(f"{name}: its URL {self.url(name)} names no port")
+        return port
+
+    def _child_env(self, spec: ServiceSpec) -> dict[str, str]:
+        env = dict(self.env)
+        env.update({s.url_env: self.url(s.name) for s in self.specs if not s.public})
+        upstreams = [s.name for s in self.specs if s.upstream]
+        env.update(GATEWAY_UPSTREAMS=",".join(upstreams), PORT=str(self.port(spec.name)))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _log(self, name: str) -> IO[bytes] | None:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")
+
+    def _log_tail(self, name: str) -> str:
+        if self.log_dir is None:
+            return "(its output is above)"
+        path = self.log_dir / f"{name}.log"
+        return f"last lines of {path}:\n{tail(path)}"
+
+    def migrate(self) -> None:
+        """Run ``python -m <module> migrate`` for every service with migrations."""
+        for spec in (s for s in self.specs if s.has_migrations):
+            done = subprocess.run(
+                [sys.executable, "-m", spec.module, "migrate"],
+                env=self._child_env(spec),
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=MIGRATE_TIMEOUT,
+            )
+            output = (done.stdout + done.stderr).decode(errors="replace")
+            if log := self._log(spec.name):
+                with log:
+                    log.write(output.encode())
+            else:
+                sys.stderr.write(output)
+            if done.returncode != 0:
+                raise StackError(f"{spec.name}: migrations failed ({done.returncode}):\n{output}")
+
+    def start(self) -> None:
+        """Launch ``python -m <module> serve`` for each service."""
+        for spec in self.specs:
+            log = self._log(spec.name)
+            try:
+                self.processes[spec.name] = spawn(
+                    [sys.executable, "-m", spec.module, "serve"],
+                    env=self._child_env(spec),
+                    cwd=self.cwd,
+                    output=log,
+                )
+            finally:
+                if log:
+                    log.close()
+
+    def _healthy(self, name: str, client: httpx.Client) -> bool:
+        if (code := self.processes[name].poll()) is not None:
+            raise StackError(f"{name} exited ({code}) while starting; " + self._log_tail(name))
+        try:
+            return client.get(self.url(name) + "/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Poll each service's /healthz until it answers 200."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0, trust_env=False) as client:  # no proxy for 127.0.0.1
+            for name in self.processes:
+                while not self._healthy(name, client):
+                    if time.monotonic() > deadline:
+                        raise StackError(
+                            f"{name} did not answer {self.url(name)}/healthz within "
+                            f"{timeout:.0f} s; " + self._log_tail(name)
+                        )
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM every service, SIGKILL what is still running after 10 s. Idempotent."""
+        stop_all(((p, signal.SIGTERM) for p in self.processes.values()), STOP_TIMEOUT)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
