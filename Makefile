@@ -5,10 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SERVICES := auth gateway
+SERVICES := auth chat ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test bench lint format clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ run: install
 
 test: install
 	@$(PY) -m dev test $(ARGS)
+
+# Benchmarks print figures (see BENCHMARKS.md); they start their own stack.
+bench: install
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.worker
 
 lint: install
 	$(PY) -m ruff check .

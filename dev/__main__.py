@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dev.infra import Infra, InfraError, ensure_infra
-from dev.stack import REPO_ROOT, Stack, StackError, dev_jwt_secret, load_env_file
+from dev.stack import (
+    REPO_ROOT,
+    SERVICES,
+    SIMULATORS,
+    Stack,
+    StackError,
+    dev_jwt_secret,
+    load_env_file,
+)
 
 USAGE = "usage: python -m dev run | python -m dev test [pytest args...]"
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -59,8 +67,18 @@ def _development_defaults(env: dict[str, str], data_dir: Path) -> None:
         env["JWT_SECRET"] = dev_jwt_secret(data_dir)
 
 
-def _notes(env: dict[str, str], infra: Infra) -> list[str]:
+def _services(env: dict[str, str]) -> list[str]:
+    """Every service; a simulator only where the real service's key is not configured."""
+    return [s.name for s in SERVICES if not (s.name in SIMULATORS and env.get(SIMULATORS[s.name]))]
+
+
+def _notes(env: dict[str, str], infra: Infra, services: list[str]) -> list[str]:
     notes = [f"embedded {name} (started by us, stops with us)" for name in sorted(infra.embedded)]
+    if "gemini-sim" in services:
+        notes.append(
+            "GOOGLE_GEMINI_API_KEY is not set: replies come from the Gemini SIMULATOR "
+            "(dev/gemini_sim), not from Gemini"
+        )
     if env.get("OTP_DELIVERY") == "response":
         notes.append("OTP codes are returned in API responses (OTP_DELIVERY=response)")
     return notes
@@ -88,13 +106,14 @@ def run() -> int:
         cleanup.callback(infra.stop)
         env = {**os.environ, "DATABASE_URL": infra.database_url, "REDIS_URL": infra.redis_url}
         _development_defaults(env, data_dir)
-        stack = cleanup.enter_context(Stack(env))
+        services = _services(env)
+        stack = cleanup.enter_context(Stack(env, services))
         stack.migrate()
         stack.start()
         stack.wait_healthy(60)
         print(f"Server is running on port {env['PORT']}", flush=True)
         print(f"Access it at: http://localhost:{env['PORT']}", flush=True)
-        for note in _notes(env, infra):
+        for note in _notes(env, infra, services):
             _say(f"note: {note}")
         return _supervise(stack, infra)
     except KeyboardInterrupt:

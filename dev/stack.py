@@ -29,7 +29,7 @@ from dotenv import load_dotenv
 
 from dev.proc import free_port, spawn, stop_all, tail
 
-__all__ = ["SERVICES", "ServiceSpec", "Stack", "StackError", "free_port"]
+__all__ = ["SERVICES", "SIMULATORS", "ServiceSpec", "Stack", "StackError", "free_port"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10.0
@@ -43,6 +43,7 @@ class ServiceSpec(NamedTuple):
     default_url: str
     has_migrations: bool
     upstream: bool = True  # the gateway routes requests to it (listed in GATEWAY_UPSTREAMS)
+    command: tuple[str, ...] = ("serve",)  # after `python -m <module>`; PORT is in its env
 
     @property
     def public(self) -> bool:
@@ -53,8 +54,23 @@ class ServiceSpec(NamedTuple):
 # of its own (the ai-worker) is added with upstream=False.
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("auth", "auth", "AUTH_URL", "http://127.0.0.1:8001", True),
+    ServiceSpec("chat", "chat", "CHAT_URL", "http://127.0.0.1:8002", True),
+    # Started instead of Gemini when GOOGLE_GEMINI_API_KEY is unset (see dev/__main__.py).
+    ServiceSpec(
+        "gemini-sim",
+        "dev.gemini_sim",
+        "GEMINI_BASE_URL",
+        "http://127.0.0.1:8765",
+        False,
+        upstream=False,
+        command=(),
+    ),
+    ServiceSpec(
+        "ai-worker", "ai_worker", "AI_WORKER_URL", "http://127.0.0.1:8004", False, upstream=False
+    ),
     ServiceSpec("gateway", "gateway", "PORT", "http://127.0.0.1:8000", False, upstream=False),
 ]
+SIMULATORS = {"gemini-sim": "GOOGLE_GEMINI_API_KEY"}
 
 
 class StackError(RuntimeError):
@@ -125,6 +141,9 @@ class Stack:
         upstreams = [s.name for s in self.specs if s.upstream]
         env.update(GATEWAY_UPSTREAMS=",".join(upstreams), PORT=str(self.port(spec.name)))
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # The simulators live in dev/, which is not an installed package: importable from the
+        # repository root whatever the working directory.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         return env
 
     def _log(self, name: str) -> IO[bytes] | None:
@@ -159,20 +178,34 @@ class Stack:
             if done.returncode != 0:
                 raise StackError(f"{spec.name}: migrations failed ({done.returncode}):\n{output}")
 
+    def _spawn(self, spec: ServiceSpec) -> None:
+        log = self._log(spec.name)
+        try:
+            self.processes[spec.name] = spawn(
+                [sys.executable, "-m", spec.module, *spec.command],
+                env=self._child_env(spec),
+                cwd=self.cwd,
+                output=log,
+            )
+        finally:
+            if log:
+                log.close()
+
     def start(self) -> None:
         """Launch ``python -m <module> serve`` for each service."""
         for spec in self.specs:
-            log = self._log(spec.name)
-            try:
-                self.processes[spec.name] = spawn(
-                    [sys.executable, "-m", spec.module, "serve"],
-                    env=self._child_env(spec),
-                    cwd=self.cwd,
-                    output=log,
-                )
-            finally:
-                if log:
-                    log.close()
+            self._spawn(spec)
+
+    def restart(self, name: str, timeout: float = 30.0) -> None:
+        """Start one service again after it stopped (a fault test killed it), and wait
+        until it is healthy."""
+        spec = next((s for s in self.specs if s.name == name), None)
+        if spec is None:
+            raise StackError(f"{name} is not part of this stack")
+        if (old := self.processes.get(name)) is not None and old.poll() is None:
+            raise StackError(f"{name} is still running")
+        self._spawn(spec)
+        self.wait_healthy(timeout)
 
     def _healthy(self, name: str, client: httpx.Client) -> bool:
         if (code := self.processes[name].poll()) is not None:

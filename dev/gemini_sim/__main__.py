@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,15 +24,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8765")))
     parser.add_argument(
         "--token-delay-ms",
         type=float,
-        default=defaults.token_delay_ms,
+        default=float(os.environ.get("GEMINI_SIM_TOKEN_DELAY_MS", defaults.token_delay_ms)),
         help="wait before each streamed chunk; a reply takes reply-tokens x this (0: none)",
     )
     parser.add_argument(
-        "--reply-tokens", type=int, default=defaults.reply_tokens, help="chunks per reply"
+        "--reply-tokens",
+        type=int,
+        default=int(os.environ.get("GEMINI_SIM_REPLY_TOKENS", defaults.reply_tokens)),
+        help="chunks per reply",
     )
     parser.add_argument(
         "--hang-seconds",

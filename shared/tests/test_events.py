@@ -119,3 +119,18 @@ def test_older_versions_are_upcast_step_by_step():
         CATALOG.pop("NoteTaken")
         UPCASTERS.pop(("NoteTaken", 1))
         UPCASTERS.pop(("NoteTaken", 2))
+
+
+def test_text_is_carried_exactly_as_sent():
+    text = "\n    indented code first\n"
+    event = MessageQueued(
+        reply_id=uuid.uuid4(),
+        message_id=uuid.uuid4(),
+        chatroom_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        prompt=text,
+        history=[{"role": "model", "text": text}],
+    )
+    _, decoded = decode(to_json(encode(event, producer="chat")))
+    assert decoded.prompt == text
+    assert decoded.history[0].text == text

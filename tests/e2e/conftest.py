@@ -9,10 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from dev.stack import Stack, free_port
+from shared.redis import open_redis
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+BASIC_LIMIT = 5
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,16 @@ def stack(
         JWT_SECRET=jwt_secret,
         PORT=str(free_port()),
         AUTH_URL=f"http://127.0.0.1:{free_port()}",
+        CHAT_URL=f"http://127.0.0.1:{free_port()}",
+        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
+        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        GEMINI_SIM_TOKEN_DELAY_MS="20",
+        BASIC_TIER_DAILY_PROMPT_LIMIT=str(BASIC_LIMIT),
+        # Short deadlines, so crash recovery is observable within a test.
+        CLAIM_IDLE_SECONDS="5",
+        RECONCILE_INTERVAL_SECONDS="1",
+        RECONCILE_AFTER_SECONDS="60",
+        RETRY_BUDGET_SECONDS="20",
         OTP_DELIVERY="response",
         OTP_RESEND_COOLDOWN_SECONDS="0",
         OTP_SENDS_PER_IP_PER_HOUR="10000",
@@ -47,6 +60,27 @@ def stack(
 
 
 @pytest.fixture
+def basic_limit() -> int:
+    return BASIC_LIMIT
+
+
+@pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+async def stack_redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = open_redis(stack.env["REDIS_URL"])
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def simulator(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """The Gemini simulator's control API (/_sim/...)."""
+    async with httpx.AsyncClient(base_url=stack.url("gemini-sim"), timeout=15) as client:
         yield client

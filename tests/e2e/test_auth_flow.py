@@ -266,7 +266,7 @@ async def test_request_id_from_the_client_comes_back(api):
 async def test_route_of_a_service_that_is_not_running_is_503(api):
     number, _ = await signup(api)
     token = await login_with_otp(api, number)
-    response = await api.get("/api/v1/chatroom", headers=bearer(token))
+    response = await api.get("/api/v1/subscription/status", headers=bearer(token))
     assert_error(response, 503, "service_unavailable")
 
 

@@ -19,6 +19,6 @@ class Settings(ServiceSettings):
     reconcile_after_seconds: float = Field(default=300, gt=0)
     reconcile_interval_seconds: float = Field(default=10, gt=0)
     max_requeues: int = Field(default=3, ge=0)
-    claim_idle_seconds: float = Field(default=30, ge=1)
+    claim_idle_seconds: float = Field(default=60, ge=1)
     max_deliveries: int = Field(default=5, ge=1)
     sse_ping_seconds: int = Field(default=15, ge=1)

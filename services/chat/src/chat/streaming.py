@@ -12,6 +12,7 @@ lost it), the stored reply is sent at once. Events:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 FINAL = frozenset({"completed", "failed", "blocked", "cancelled"})
 BLOCK_MS = 3_000
+STORE_WAIT_SECONDS = 5.0
 
 LoadReply = Callable[[], Awaitable[Message]]
 Render = Callable[[Message], dict]
@@ -45,6 +47,16 @@ def _stored(reply: Message, render: Render, *, sent_text: bool) -> list[dict]:
         events.append(_event("token", {"text": reply.content}))
     events.append(_event("done", {"status": reply.status, "reply": render(reply)}))
     return events
+
+
+async def _stored_reply(load_reply: LoadReply) -> Message:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STORE_WAIT_SECONDS
+    reply = await load_reply()
+    while reply.status not in FINAL and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        reply = await load_reply()
+    return reply
 
 
 async def reply_events(
@@ -79,8 +91,9 @@ async def reply_events(
                     sent_text = False
                     yield _event("reset", {}, entry_id)
                 elif kind == "end":
-                    # The stored row is the truth; it may lag the stream by a moment.
-                    reply = await load_reply()
+                    # `done` means "stored": a client may send its next prompt at once, so
+                    # wait (briefly) for the result event to reach the database.
+                    reply = await _stored_reply(load_reply)
                     status = reply.status if reply.status in FINAL else fields.get("status")
                     data = {"status": status, "reply": render(reply)}
                     if reply.status not in FINAL and fields.get("message"):

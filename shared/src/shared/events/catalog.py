@@ -9,16 +9,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.events.envelope import Event, register
-from shared.schemas import CamelModel
+from shared.events.envelope import Event, EventModel, register
 
 
-class HistoryTurn(CamelModel):
+class HistoryTurn(EventModel):
     role: Literal["user", "model"]
     text: str
 
 
-class TokenUsage(CamelModel):
+class TokenUsage(EventModel):
     prompt_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0

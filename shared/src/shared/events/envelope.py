@@ -8,16 +8,23 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from shared.schemas import CamelModel
+from pydantic.alias_generators import to_camel
 
 Payload = dict[str, Any]
 
 
-class Event(CamelModel):
+class EventModel(BaseModel):
+    """camelCase on the wire, frozen, and text kept exactly as sent (a reply that starts
+    with an indented code block must reach chat unchanged)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class Event(EventModel):
     """Base of every domain event: a frozen fact, named in the past tense."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
     VERSION: ClassVar[int] = 1
 
     @classmethod

@@ -1,0 +1,101 @@
+"""Benchmark (a): POST a prompt → first SSE token, and POST → reply completed.
+
+The whole stack through the gateway, the Gemini simulator at zero latency. Each of
+``--clients`` concurrent users sends prompts one after another into its own chatroom,
+following each reply's SSE stream until it is done; ``--messages`` prompts in all.
+
+    python -m bench.pipeline --messages 300 --clients 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import time
+
+import httpx
+
+from bench.stackrun import bench_stack, percentiles
+
+SERVICES = ["auth", "chat", "gemini-sim", "ai-worker", "gateway"]
+
+
+async def login(api: httpx.AsyncClient) -> dict[str, str]:
+    number = "+919" + "".join(secrets.choice("0123456789") for _ in range(9))
+    await api.post("/api/v1/auth/signup", json={"mobileNumber": number})
+    otp = (await api.post("/api/v1/auth/send-otp", json={"mobileNumber": number})).json()["otp"]
+    token = (
+        await api.post("/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": otp})
+    ).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def one_prompt(
+    api: httpx.AsyncClient, headers: dict, room: str, i: int
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    sent = await api.post(
+        f"/api/v1/chatroom/{room}/message", json={"content": f"prompt {i}"}, headers=headers
+    )
+    sent.raise_for_status()
+    first_token = None
+    async with api.stream("GET", sent.json()["data"]["reply"]["streamUrl"], headers=headers) as r:
+        event = None
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event == "token" and first_token is None:
+                first_token = time.perf_counter() - started
+            elif line.startswith("data:") and event == "done":
+                status = json.loads(line.partition(":")[2])["status"]
+                if status != "completed":
+                    raise RuntimeError(f"reply ended {status}")
+                break
+    done = time.perf_counter() - started
+    return first_token if first_token is not None else done, done
+
+
+async def client_loop(api, count: int, results: list) -> None:
+    headers = await login(api)
+    room = (await api.post("/api/v1/chatroom", json={"name": "bench"}, headers=headers)).json()[
+        "data"
+    ]["chatroom"]["id"]
+    for i in range(count):
+        results.append(await one_prompt(api, headers, room, i))
+
+
+async def measure(base_url: str, messages: int, clients: int) -> None:
+    results: list[tuple[float, float]] = []
+    limits = httpx.Limits(max_connections=clients * 2)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
+        started = time.perf_counter()
+        per_client = max(1, messages // clients)
+        await asyncio.gather(*(client_loop(api, per_client, results) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    first = percentiles([r[0] * 1000 for r in results])
+    done = percentiles([r[1] * 1000 for r in results])
+    print(f"\n{len(results)} prompts, {clients} concurrent users, simulator at zero latency")
+    print(f"{'ms':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
+    for label, p in (("POST → first SSE token", first), ("POST → completed", done)):
+        print(f"{label:<28}" + "".join(f"{p[k]:>8.1f}" for k in ("p50", "p95", "p99", "max")))
+    print(f"throughput: {len(results) / elapsed:.1f} prompts/s end to end")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline")
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=10)
+    args = parser.parse_args()
+    env = {
+        "GEMINI_SIM_TOKEN_DELAY_MS": "0",
+        "BASIC_TIER_DAILY_PROMPT_LIMIT": "1000000",
+        "LOG_LEVEL": "WARNING",
+    }
+    with bench_stack(SERVICES, env) as stack:
+        asyncio.run(measure(stack.url("gateway"), args.messages, args.clients))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Start Postgres, Redis and a stack of services for a benchmark, the way `make run` does."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import redis
+from psycopg import sql
+
+from dev.infra import ensure_infra
+from dev.stack import REPO_ROOT, Stack, free_port
+
+KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+@contextlib.contextmanager
+def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stack]:
+    """A fresh database and Redis db 13 (flushed), the given services on free ports."""
+    infra = ensure_infra(
+        Path(os.environ.get("DATA_DIR") or REPO_ROOT / ".data") / "bench",
+        os.environ.get("EMBEDDED_INFRA", "auto"),
+    )
+    dbname = f"gb_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    database_url = infra.database_url.rsplit("/", 1)[0] + f"/{dbname}"
+    redis_url = urlsplit(infra.redis_url)._replace(path="/13").geturl()
+    env = {k: v for k, v in os.environ.items() if k in KEEP}
+    env.update(
+        APP_ENV="test",
+        LOG_LEVEL="WARNING",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        JWT_SECRET=secrets.token_urlsafe(48),
+        PORT=str(free_port()),
+        AUTH_URL=f"http://127.0.0.1:{free_port()}",
+        CHAT_URL=f"http://127.0.0.1:{free_port()}",
+        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
+        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        OTP_DELIVERY="response",
+        OTP_RESEND_COOLDOWN_SECONDS="0",
+        OTP_SENDS_PER_IP_PER_HOUR="1000000",
+    )
+    env.update(extra_env)
+    redis.Redis.from_url(redis_url).flushdb()
+    try:
+        with (
+            tempfile.TemporaryDirectory() as cwd,
+            Stack(
+                env, services, log_dir=REPO_ROOT / "test-artifacts" / "bench-logs", cwd=Path(cwd)
+            ) as stack,
+        ):
+            stack.migrate()
+            stack.start()
+            stack.wait_healthy(60)
+            yield stack
+    finally:
+        with psycopg.connect(infra.database_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+        infra.stop()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1]}

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from ai_worker.generation import ReplyGenerator, create_client
+from ai_worker.handlers import CHAT_STREAM, build_consumer
+from ai_worker.service import RESULT_STREAM, WorkerContext
+from ai_worker.settings import Settings
+from shared.http import ReadinessCheck
+from shared.http import create_app as create_service_app
+from shared.redis import open_redis
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    streams: Sequence[str] = (CHAT_STREAM,),
+    result_stream: str = RESULT_STREAM,
+) -> FastAPI:
+    """Health endpoints on PORT; the lifespan runs the consumer loop. On shutdown it stops
+    reading and lets in-flight replies finish for up to SHUTDOWN_GRACE_SECONDS."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = open_redis(settings.redis_url)
+        client = create_client(settings)
+        ctx = WorkerContext(
+            settings=settings,
+            redis=redis,
+            generator=ReplyGenerator(client, redis, settings),
+            result_stream=result_stream,
+        )
+        consumer = build_consumer(redis, ctx, streams=streams)
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            consumer.run(stop, shutdown_timeout=settings.shutdown_grace_seconds)
+        )
+        task.add_done_callback(_report_exit)
+        app.state.redis, app.state.consumer, app.state.consumer_task = redis, consumer, task
+        log.info(
+            "worker.started",
+            model=settings.gemini_model,
+            simulator=settings.gemini_base_url,
+            concurrency=settings.ai_worker_concurrency,
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aio.aclose()
+            await redis.aclose()
+            log.info("worker.stopped")
+
+    def readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
+        async def redis() -> None:
+            await app.state.redis.ping()
+
+        async def consumer() -> None:
+            if app.state.consumer_task.done():
+                raise RuntimeError("the consumer loop has stopped")
+
+        return {"redis": redis, "consumer": consumer}
+
+    app = create_service_app(
+        title="Gemini Backend: ai-worker",
+        max_body_bytes=settings.max_body_bytes,
+        lifespan=lifespan,
+        readiness=readiness,
+        openapi_url=None,
+        docs_url=None,
+    )
+    app.state.settings = settings
+    return app
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker.consumer_crashed", error=repr(task.exception()))

@@ -1,0 +1,442 @@
+"""One Gemini generation: stream the reply's tokens as they arrive, retry what is transient.
+
+Retry policy (DESIGN §5, research/reliability.md §6):
+
+- retried: 429 (unless the quota is per day: that does not clear by waiting), 408 and every
+  5xx, connection and protocol errors, a stream that goes silent for
+  ``GEMINI_CHUNK_TIMEOUT_SECONDS`` or an attempt longer than ``GEMINI_REQUEST_TIMEOUT_SECONDS``;
+- never retried: any other 4xx (400, 403, 404, ...) and safety blocks, which are answers;
+- exponential backoff with jitter, never shorter than the ``RetryInfo.retryDelay`` a 429
+  carries; at most ``RETRY_MAX_ATTEMPTS`` attempts, and no attempt (or backoff sleep) that
+  would start after ``RETRY_BUDGET_SECONDS``.
+
+An attempt that fails after streaming tokens leaves them in ``ai.reply.<id>``; the next
+attempt first appends a ``reset`` entry so readers drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+import httpx2
+import structlog
+from google import genai
+from google.genai import errors, types
+from redis.asyncio import Redis
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from ai_worker.settings import Settings
+from shared import replies
+from shared.events import HistoryTurn, MessageQueued, TokenUsage
+
+log = structlog.get_logger(__name__)
+
+COMPLETED_FINISH_REASONS = frozenset({"STOP", "MAX_TOKENS"})
+BLOCKED_FINISH_REASONS = frozenset(
+    {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION"}
+)
+# Finished without one (a stream that simply ends): recorded as Gemini names "no reason".
+UNSPECIFIED_FINISH_REASON = "FINISH_REASON_UNSPECIFIED"
+
+# Failures of the transport rather than of the request: worth another attempt.
+_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    aiohttp.ClientError,
+    httpx2.TransportError,
+    errors.UnknownApiResponseError,  # a body that is not JSON: cut off mid-way
+)
+
+Status = Literal["completed", "failed", "blocked"]
+
+# What the person sees when there is no reply. The quota unit is given back on failure
+# (DESIGN §5), hence "not counted".
+MESSAGES = {
+    "overloaded": "Gemini is overloaded right now. Your prompt was not counted; please try again.",
+    "rate_limited": (
+        "Gemini is receiving too many requests right now. Your prompt was not counted; "
+        "please try again in a minute."
+    ),
+    "quota_exhausted": (
+        "Gemini has no capacity left for today. Your prompt was not counted; "
+        "please try again later."
+    ),
+    "timeout": "Gemini took too long to answer. Your prompt was not counted; please try again.",
+    "unreachable": "Gemini could not be reached. Your prompt was not counted; please try again.",
+    "bad_request": (
+        "Gemini could not process this prompt. Your prompt was not counted; "
+        "try rephrasing or shortening it."
+    ),
+    "misconfigured": (
+        "The assistant is not available right now because of a configuration problem. "
+        "Your prompt was not counted."
+    ),
+    "prompt_blocked": (
+        "Gemini declined to answer this prompt because of its safety filters. "
+        "Please rephrase it and try again."
+    ),
+    "reply_blocked": "Gemini stopped this reply because of its safety filters.",
+    "recitation": (
+        "Gemini stopped this reply because it was repeating existing content too closely."
+    ),
+    "unfinished": "Gemini could not finish this reply. Please try again.",
+    "empty": "Gemini returned an empty reply. Your prompt was not counted; please try again.",
+}
+
+
+class ModelTimeout(TimeoutError):
+    """An attempt took too long, or the stream went silent: treated as a hang."""
+
+
+class EmptyReply(Exception):
+    """The stream ended with no text and no finish reason."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended, as the result event and the ``end`` entry report it."""
+
+    status: Status
+    text: str = ""
+    finish_reason: str = ""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    model: str = ""
+    reason: str = ""  # machine-readable, for failed and blocked
+    message: str = ""  # readable by the person, for failed and blocked
+    attempts: int = 1
+    error: str = ""  # for logs: the error that ended it, if one did
+
+
+def create_client(settings: Settings) -> genai.Client:
+    """The process's one Gemini client. Its own retries are off: :class:`ReplyGenerator`
+    retries (with ``attempts=1`` the SDK also skips its hidden retry of connection errors)."""
+    http_options = types.HttpOptions(
+        base_url=settings.gemini_base_url,
+        api_version=settings.gemini_api_version,
+        timeout=int(settings.gemini_request_timeout_seconds * 1000),
+        retry_options=types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(api_key=settings.google_gemini_api_key, http_options=http_options)
+
+
+def build_contents(prompt: str, history: Sequence[HistoryTurn]) -> list[types.Content]:
+    """The conversation so far, then the prompt as the last user turn."""
+    turns = [(turn.role, turn.text) for turn in history if turn.text]
+    turns.append(("user", prompt))
+    return [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in turns]
+
+
+# -- error classification -------------------------------------------------------------------
+
+
+def _error_details(exc: errors.APIError) -> list[dict[str, Any]]:
+    """The ``details`` list of a Google error body (``{"error": {"details": [...]}}``)."""
+    body = exc.details
+    error = body.get("error", body) if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _seconds(duration: Any) -> float | None:
+    """A protobuf Duration in its JSON form (``"1.5s"``), or ``{"seconds": 1, "nanos": ...}``."""
+    try:
+        if isinstance(duration, str) and duration.endswith("s"):
+            return max(float(duration[:-1]), 0.0)
+        if isinstance(duration, dict):
+            seconds = float(duration.get("seconds", 0)) + float(duration.get("nanos", 0)) / 1e9
+            return max(seconds, 0.0)
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def server_retry_delay(exc: BaseException | None) -> float | None:
+    """The wait a 429 asks for in its ``google.rpc.RetryInfo`` detail, in seconds."""
+    if not isinstance(exc, errors.ClientError) or exc.code != 429:
+        return None
+    for detail in _error_details(exc):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return _seconds(detail.get("retryDelay"))
+    return None
+
+
+def is_daily_quota(exc: BaseException) -> bool:
+    """A 429 for a per-day quota: waiting seconds will not help."""
+    if not isinstance(exc, errors.ClientError) or exc.code != 429:
+        return False
+    for detail in _error_details(exc):
+        if str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            for violation in detail.get("violations") or []:
+                if isinstance(violation, dict) and "PerDay" in str(violation.get("quotaId", "")):
+                    return True
+    return False
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, errors.ClientError):
+        return exc.code in (408, 429) and not is_daily_quota(exc)
+    if isinstance(exc, errors.ServerError):
+        return True
+    return isinstance(exc, (*_TRANSIENT_ERRORS, EmptyReply))
+
+
+def retry_wait(settings: Settings) -> Callable[[RetryCallState], float]:
+    """Exponential backoff with jitter (``initial * 2**(n-1) + U(0, initial)``, capped),
+    but never less than the ``retryDelay`` the server asked for."""
+    backoff = wait_exponential_jitter(
+        initial=settings.retry_initial_delay_seconds,
+        max=settings.retry_max_delay_seconds,
+        exp_base=2,
+        jitter=settings.retry_initial_delay_seconds,
+    )
+
+    def wait(state: RetryCallState) -> float:
+        delay = backoff(state)
+        hinted = server_retry_delay(state.outcome.exception() if state.outcome else None)
+        return max(delay, hinted) if hinted is not None else delay
+
+    return wait
+
+
+def describe(exc: BaseException) -> str:
+    """For logs: the status of an API error, else the exception (never the prompt)."""
+    if isinstance(exc, errors.APIError):
+        return f"{exc.code} {exc.status or ''}".strip()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def failure(exc: BaseException, *, partial_text: str = "", attempts: int = 1) -> Outcome:
+    """The final outcome for an error that ended the generation (retried or not)."""
+    if isinstance(exc, errors.ClientError) and exc.code not in (408, 429):
+        key = "bad_request" if exc.code == 400 else "misconfigured"
+        reason = "model_rejected"
+        if key == "misconfigured":  # every reply will fail the same way until someone acts
+            log.error("gemini.misconfigured", error=describe(exc))
+    else:
+        reason = "model_unavailable"
+        if isinstance(exc, errors.ClientError):
+            key = "quota_exhausted" if is_daily_quota(exc) else "rate_limited"
+        elif isinstance(exc, errors.ServerError):
+            key = "overloaded"
+        elif isinstance(exc, TimeoutError):
+            key = "timeout"
+        elif isinstance(exc, EmptyReply):
+            key = "empty"
+        else:
+            key = "unreachable"
+    return Outcome(
+        "failed",
+        text=partial_text,
+        reason=reason,
+        message=MESSAGES[key],
+        attempts=attempts,
+        error=describe(exc),
+    )
+
+
+# -- the generation --------------------------------------------------------------------------
+
+
+def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
+    if metadata is None:
+        return TokenUsage()
+    prompt = metadata.prompt_token_count or 0
+    output = (metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0)
+    return TokenUsage(
+        prompt_tokens=prompt,
+        output_tokens=output,
+        total_tokens=metadata.total_token_count or prompt + output,
+    )
+
+
+def _name(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _text_of(candidate: types.Candidate | None) -> str:
+    """The answer text of a chunk; thought summaries are not part of the reply."""
+    if candidate is None or candidate.content is None or not candidate.content.parts:
+        return ""
+    return "".join(p.text for p in candidate.content.parts if p.text and not p.thought)
+
+
+@dataclass
+class Draft:
+    """What the current attempt has produced so far."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_block: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    model: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def classify(draft: Draft, attempts: int = 1) -> Outcome:
+    """The outcome of an attempt that ran to the end of its stream."""
+    common: dict[str, Any] = {
+        "text": draft.text,
+        "usage": draft.usage,
+        "model": draft.model,
+        "attempts": attempts,
+    }
+    finish = draft.finish_reason
+    if draft.prompt_block:
+        return Outcome(
+            "blocked",
+            finish_reason=draft.prompt_block,
+            reason="safety_block",
+            message=MESSAGES["prompt_blocked"],
+            **common,
+        )
+    if finish in BLOCKED_FINISH_REASONS:
+        key = "recitation" if finish == "RECITATION" else "reply_blocked"
+        return Outcome(
+            "blocked", finish_reason=finish, reason="safety_block", message=MESSAGES[key], **common
+        )
+    if (finish is None or finish in COMPLETED_FINISH_REASONS) and draft.text.strip():
+        return Outcome("completed", finish_reason=finish or UNSPECIFIED_FINISH_REASON, **common)
+    # Nothing to show (all output spent on thinking, say), or MALFORMED_FUNCTION_CALL,
+    # OTHER, LANGUAGE, ...: an answer, but not one to give the person.
+    key = "empty" if finish in COMPLETED_FINISH_REASONS else "unfinished"
+    return Outcome(
+        "failed",
+        finish_reason=finish or UNSPECIFIED_FINISH_REASON,
+        reason="model_error",
+        message=MESSAGES[key],
+        **common,
+    )
+
+
+class ReplyGenerator:
+    """Generates replies with Gemini: one per process, shared by all concurrent replies."""
+
+    def __init__(self, client: genai.Client, redis: Redis, settings: Settings) -> None:
+        self.client = client
+        self.redis = redis
+        self.settings = settings
+        self.config = types.GenerateContentConfig(
+            max_output_tokens=settings.gemini_max_output_tokens,
+            system_instruction=settings.system_instruction,
+            # No tools are declared; this also keeps the SDK's per-call "AFC" log line away.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "reply.retrying",
+            attempt=state.attempt_number,
+            delay=round(state.upcoming_sleep, 3),
+            error=describe(exc) if exc else None,
+        )
+
+    async def generate(self, event: MessageQueued) -> Outcome:
+        """Stream the reply to ``ai.reply.<reply_id>`` and say how it ended; appends no
+        ``end`` entry (the caller does, after deciding what to publish).
+
+        Raises only what is neither the model's answer nor the model's failure (Redis
+        down, a bug): the entry then stays pending and is tried again later."""
+        reply_id = str(event.reply_id)
+        contents = build_contents(event.prompt, event.history)
+        draft = Draft()
+        dirty = False  # the stream holds tokens of a failed attempt
+        attempts = 0
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_retryable),
+            stop=(
+                stop_after_attempt(self.settings.retry_max_attempts)
+                | stop_before_delay(self.settings.retry_budget_seconds)
+            ),
+            wait=retry_wait(self.settings),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    if dirty:
+                        await replies.append_reset(
+                            self.redis, reply_id, ttl=self.settings.reply_stream_ttl_seconds
+                        )
+                    draft = Draft(model=self.settings.gemini_model)
+                    try:
+                        await self._attempt(reply_id, contents, draft)
+                    finally:
+                        dirty = bool(draft.parts)
+        except (errors.APIError, *_TRANSIENT_ERRORS, EmptyReply) as exc:
+            return failure(exc, partial_text=draft.text, attempts=attempts)
+        return classify(draft, attempts)
+
+    async def _attempt(self, reply_id: str, contents: list[types.Content], draft: Draft) -> None:
+        """One request, its chunks appended as they come. Every wait for a chunk is bounded
+        by the chunk timeout and by what is left of the attempt's; nothing else is awaited
+        under a timeout, so a Redis call can never absorb one (see service._lease)."""
+        loop = asyncio.get_running_loop()
+        request_timeout = self.settings.gemini_request_timeout_seconds
+        chunk_timeout = self.settings.gemini_chunk_timeout_seconds
+        deadline = loop.time() + request_timeout
+        # Sends nothing yet: the request goes out on the first anext().
+        stream = await self.client.aio.models.generate_content_stream(
+            model=self.settings.gemini_model, contents=contents, config=self.config
+        )
+        try:
+            while True:
+                wait = min(chunk_timeout, deadline - loop.time())
+                try:
+                    if wait <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(wait):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    if wait < chunk_timeout:
+                        message = f"attempt took longer than {request_timeout:g}s"
+                    else:
+                        message = f"no chunk for {chunk_timeout:g}s"
+                    raise ModelTimeout(message) from exc
+                await self._take(reply_id, chunk, draft)
+                if draft.prompt_block:
+                    return
+        finally:
+            await stream.aclose()
+        if not draft.parts and draft.finish_reason is None:
+            raise EmptyReply("the stream ended without text or a finish reason")
+
+    async def _take(
+        self, reply_id: str, chunk: types.GenerateContentResponse, draft: Draft
+    ) -> None:
+        if chunk.usage_metadata is not None:
+            draft.usage = _usage(chunk.usage_metadata)
+        if chunk.model_version:
+            draft.model = chunk.model_version
+        feedback = chunk.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            draft.prompt_block = _name(feedback.block_reason)
+            return
+        candidate = chunk.candidates[0] if chunk.candidates else None
+        text = _text_of(candidate)
+        if text:
+            # Appended as it arrives: the first token reaches readers without waiting.
+            await replies.append_token(
+                self.redis, reply_id, text, ttl=self.settings.reply_stream_ttl_seconds
+            )
+            draft.parts.append(text)
+        if candidate is not None and candidate.finish_reason:
+            draft.finish_reason = _name(candidate.finish_reason)

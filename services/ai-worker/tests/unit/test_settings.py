@@ -1,0 +1,61 @@
+"""Worker settings: names as in the environment, and what is refused."""
+
+import pytest
+from pydantic import ValidationError
+
+from ai_worker.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("GOOGLE_GEMINI_API_KEY", "GEMINI_BASE_URL", "JWT_SECRET", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_need_no_jwt_secret(monkeypatch):
+    monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "real-key")
+    settings = Settings(_env_file=None)
+    assert settings.port == 8004
+    assert settings.gemini_model == "gemini-2.5-flash"
+    assert settings.gemini_base_url is None
+    assert settings.ai_worker_concurrency == 64
+    assert (settings.retry_max_attempts, settings.retry_budget_seconds) == (5, 45)
+    assert (settings.claim_idle_seconds, settings.max_deliveries) == (60, 5)
+    assert settings.shutdown_grace_seconds == 30
+
+
+def test_api_key_is_required_without_a_simulator():
+    with pytest.raises(ValidationError, match="GOOGLE_GEMINI_API_KEY is required"):
+        Settings(_env_file=None)
+
+
+def test_a_base_url_stands_in_for_the_key(monkeypatch):
+    monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:8765")
+    settings = Settings(_env_file=None)
+    assert settings.google_gemini_api_key == "simulator"
+    assert settings.gemini_base_url == "http://127.0.0.1:8765"
+
+
+def test_a_blank_base_url_is_no_base_url(monkeypatch):
+    monkeypatch.setenv("GEMINI_BASE_URL", " ")
+    with pytest.raises(ValidationError, match="GOOGLE_GEMINI_API_KEY is required"):
+        Settings(_env_file=None)
+
+
+def test_worker_knobs_come_from_their_env_names(monkeypatch):
+    monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "k")
+    monkeypatch.setenv("AI_WORKER_CONCURRENCY", "8")
+    monkeypatch.setenv("GEMINI_CHUNK_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("SYSTEM_INSTRUCTION", "Be kind.")
+    settings = Settings(_env_file=None)
+    assert settings.ai_worker_concurrency == 8
+    assert settings.gemini_chunk_timeout_seconds == 2.5
+    assert settings.system_instruction == "Be kind."
+
+
+@pytest.mark.parametrize("seconds", ["4", "0"])
+def test_claim_idle_below_five_seconds_is_refused(monkeypatch, seconds):
+    monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "k")
+    monkeypatch.setenv("CLAIM_IDLE_SECONDS", seconds)
+    with pytest.raises(ValidationError, match="claim_idle_seconds"):
+        Settings(_env_file=None)
