@@ -37,7 +37,8 @@ def reconciler(app: FastAPI, settings: Settings) -> Callable[[asyncio.Event], Aw
                 now = datetime.now(UTC)
                 cutoff = now - timedelta(seconds=settings.reconcile_after_seconds)
                 if await service.redis_lost_data(app.state.redis):
-                    log.warning("chat.redis_lost_data")
+                    # Also on the very first start against this Redis: harmless then.
+                    log.warning("chat.redis_marker_missing_requeueing_all_pending")
                     cutoff = now
                 while await service.requeue_stale_replies(
                     UnitOfWork(app.state.pool), settings, cutoff

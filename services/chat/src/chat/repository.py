@@ -145,11 +145,13 @@ async def insert_message(
         await cur.execute(
             f"""
             INSERT INTO messages
-                (id, chatroom_id, user_id, role, content, status, reply_to, quota_day)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                (id, chatroom_id, user_id, role, content, status, reply_to, quota_day,
+                 completed_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
+                    CASE WHEN %s = 'completed' THEN clock_timestamp() END)
             RETURNING {_MSG}
             """,
-            (message_id, chatroom_id, user_id, role, content, status, reply_to, quota_day),
+            (message_id, chatroom_id, user_id, role, content, status, reply_to, quota_day, status),
         )
         message = await cur.fetchone()
     assert message is not None

@@ -1,6 +1,10 @@
 """The SSE reply stream, and the reconciler that re-queues replies whose event was lost."""
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -183,3 +187,30 @@ async def test_redis_losing_its_data_requeues_every_pending_reply(api, user, bus
         return len(await bus.queued(reply_id)) == 2
 
     await eventually(requeued)
+
+
+async def test_republish_command_sends_the_event_log_again(api, user, bus, chat_settings):
+    _, reply_id = await queued_reply(api, user)
+    await eventually(lambda: bus.queued(reply_id))
+    since = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+    env = {
+        **os.environ,
+        "DATABASE_URL": chat_settings.database_url,
+        "REDIS_URL": chat_settings.redis_url,
+        "JWT_SECRET": chat_settings.jwt_secret,
+        "APP_ENV": "test",
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "chat", "republish", "--since", since],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"outbox.republish_queued" in done.stdout + done.stderr
+
+    async def published_twice() -> bool:
+        return len(await bus.queued(reply_id)) == 2
+
+    await eventually(published_twice, what="the running relay to publish the event again")
