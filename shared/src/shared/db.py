@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Annotated, Self
 
 import structlog
+from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
@@ -92,3 +93,11 @@ class UnitOfWork:
                     log.exception(
                         "uow.after_commit_failed", callback=getattr(callback, "__name__", "?")
                     )
+
+
+def _request_uow(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.pool)
+
+
+# A route's unit of work, on the pool the app's lifespan put in ``app.state.pool``.
+Uow = Annotated[UnitOfWork, Depends(_request_uow)]

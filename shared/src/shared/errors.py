@@ -55,6 +55,13 @@ class ValidationFailed(AppError):
     code = "validation_error"
     message = "The request is invalid."
 
+    @classmethod
+    def on(cls, field: str, message: str) -> ValidationFailed:
+        """One field's error, in the same shape as request validation errors."""
+        return cls(
+            f"Invalid request: {field}: {message}", errors=[{"field": field, "message": message}]
+        )
+
 
 class Unauthorized(AppError):
     status_code = 401

@@ -135,6 +135,19 @@ class AccessLogMiddleware:
                 )
 
 
+def database_and_redis_checks(app: FastAPI) -> dict[str, ReadinessCheck]:
+    """The readiness checks of a service with ``app.state.pool`` and ``app.state.redis``."""
+
+    async def postgres() -> None:
+        async with app.state.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def redis() -> None:
+        await app.state.redis.ping()
+
+    return {"postgres": postgres, "redis": redis}
+
+
 def create_app(
     *,
     title: str,

@@ -30,22 +30,17 @@ from auth.schemas import (
     VerifyOtpIn,
 )
 from auth.service import AuthContext
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUser
 from shared.tokens import AccessToken
 
 
-def _uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.pool)
-
-
 def _ctx(request: Request) -> AuthContext:
     return request.app.state.auth
 
 
-Uow = Annotated[UnitOfWork, Depends(_uow)]
 Ctx = Annotated[AuthContext, Depends(_ctx)]
 
 

@@ -12,8 +12,8 @@ from auth.service import AuthContext
 from auth.settings import Settings
 from auth.throttle import Throttle
 from shared.db import open_pool
-from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
+from shared.http import database_and_redis_checks
 from shared.redis import open_redis
 
 SCHEMA = "auth"
@@ -45,21 +45,11 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
             await pool.close()
 
-    def readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
-        async def postgres() -> None:
-            async with app.state.pool.connection() as conn:
-                await conn.execute("SELECT 1")
-
-        async def redis() -> None:
-            await app.state.redis.ping()
-
-        return {"postgres": postgres, "redis": redis}
-
     app = create_service_app(
         title="Gemini Backend: auth",
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
-        readiness=readiness,
+        readiness=database_and_redis_checks,
     )
     app.state.settings = settings
     app.include_router(router)

@@ -58,10 +58,7 @@ def mobile_number(raw: str, settings: Settings, field: str = "mobileNumber") -> 
     try:
         return normalise(raw, settings.default_phone_region)
     except InvalidPhoneNumber as exc:
-        raise ValidationFailed(
-            f"Invalid request: {field}: {exc}",
-            errors=[{"field": field, "message": str(exc)}],
-        ) from exc
+        raise ValidationFailed.on(field, str(exc)) from exc
 
 
 def _issue_token(ctx: AuthContext, user: User, now: float) -> AccessToken:
@@ -230,12 +227,7 @@ async def change_password(
             raise NotFound("User not found.", code="user_not_found")
         if user.password_hash is not None:
             if not current_password:
-                raise ValidationFailed(
-                    "Invalid request: currentPassword: Enter your current password.",
-                    errors=[
-                        {"field": "currentPassword", "message": "Enter your current password."}
-                    ],
-                )
+                raise ValidationFailed.on("currentPassword", "Enter your current password.")
             if not await passwords.verify_password(user.password_hash, current_password):
                 raise Unauthorized("The current password is wrong.", code="invalid_credentials")
         at = now_ms()

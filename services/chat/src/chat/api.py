@@ -31,21 +31,16 @@ from chat.schemas import (
 )
 from chat.service import ChatContext
 from chat.streaming import reply_events
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUser
-
-
-def _uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.pool)
 
 
 def _ctx(request: Request) -> ChatContext:
     return request.app.state.chat
 
 
-Uow = Annotated[UnitOfWork, Depends(_uow)]
 Ctx = Annotated[ChatContext, Depends(_ctx)]
 
 

@@ -127,15 +127,10 @@ def _invalidate_after_commit(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UU
 def _room_name(raw: str, settings: Settings) -> str:
     name = " ".join(raw.split())
     if not name:
-        raise ValidationFailed(
-            "Invalid request: name: Chatroom name is required.",
-            errors=[{"field": "name", "message": "Chatroom name is required."}],
-        )
+        raise ValidationFailed.on("name", "Chatroom name is required.")
     if len(name) > settings.chatroom_name_max_chars:
         message = f"At most {settings.chatroom_name_max_chars} characters."
-        raise ValidationFailed(
-            f"Invalid request: name: {message}", errors=[{"field": "name", "message": message}]
-        )
+        raise ValidationFailed.on("name", message)
     return name
 
 
@@ -161,10 +156,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at, room_id = json.loads(base64.urlsafe_b64decode(padded))
         return datetime.fromisoformat(created_at), uuid.UUID(room_id)
     except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            "Invalid request: cursor: Not a cursor returned by this API.",
-            errors=[{"field": "cursor", "message": "Not a cursor returned by this API."}],
-        ) from exc
+        raise ValidationFailed.on("cursor", "Not a cursor returned by this API.") from exc
 
 
 async def list_chatrooms(
@@ -220,10 +212,7 @@ async def get_chatroom(
         if before is not None:
             anchor = await repository.get_message(uow.conn, before, room_id, user_id)
             if anchor is None:
-                raise ValidationFailed(
-                    "Invalid request: before: No such message in this chatroom.",
-                    errors=[{"field": "before", "message": "No such message in this chatroom."}],
-                )
+                raise ValidationFailed.on("before", "No such message in this chatroom.")
             before_seq = anchor.seq
         messages = await repository.list_messages(uow.conn, room_id, limit + 1, before_seq)
     has_more = len(messages) > limit
@@ -283,16 +272,10 @@ async def usage(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID) -> Usage:
 def _prompt_text(raw: str, settings: Settings) -> str:
     text = raw.strip()
     if not text:
-        raise ValidationFailed(
-            "Invalid request: content: Message content is required.",
-            errors=[{"field": "content", "message": "Message content is required."}],
-        )
+        raise ValidationFailed.on("content", "Message content is required.")
     if len(text) > settings.prompt_max_chars:
         message = f"At most {settings.prompt_max_chars} characters."
-        raise ValidationFailed(
-            f"Invalid request: content: {message}",
-            errors=[{"field": "content", "message": message}],
-        )
+        raise ValidationFailed.on("content", message)
     return text
 
 
