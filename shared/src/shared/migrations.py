@@ -12,6 +12,7 @@ in its own transaction with ``search_path`` set to the schema and a ``lock_timeo
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -42,6 +43,13 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def service_migrations(source_tree_default: Path) -> Path:
+    """A service's migrations folder: ``MIGRATIONS_DIR`` when set (a container image that
+    installed the package elsewhere copies the folder and points here), else the folder in
+    the source tree."""
+    return Path(os.environ.get("MIGRATIONS_DIR") or source_tree_default)
 
 
 def discover(directories: Sequence[Path]) -> list[Migration]:
