@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SERVICES := auth chat ai-worker gateway
+SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test bench lint format clean

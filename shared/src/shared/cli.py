@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,16 @@ def main(
     schema: str | None = None,
     migrations_dir: Path | Sequence[Path] | None = None,
     has_outbox: bool = False,
+    commands: Mapping[str, Callable[[Any], Awaitable[int]]] | None = None,
     argv: list[str] | None = None,
 ) -> None:
+    """``commands`` adds a service's own commands: each an async function of the settings
+    returning the exit code."""
+    extra = dict(commands or {})
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
-    commands = ["serve"] + (["migrate"] if migrations_dir else [])
-    commands += ["republish"] if has_outbox else []
-    parser.add_argument("command", choices=commands)
+    choices = ["serve"] + (["migrate"] if migrations_dir else [])
+    choices += (["republish"] if has_outbox else []) + list(extra)
+    parser.add_argument("command", choices=choices)
     parser.add_argument(
         "--since",
         type=datetime.fromisoformat,
@@ -68,6 +72,9 @@ def main(
             log.error("migrations.failed", schema=schema, error=str(exc))
             raise SystemExit(1) from None
         return
+
+    if args.command in extra:
+        raise SystemExit(asyncio.run(extra[args.command](settings)))
 
     if args.command == "republish":
         if args.since is None:

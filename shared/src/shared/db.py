@@ -65,6 +65,7 @@ class UnitOfWork:
         self._after_commit.append(callback)
 
     async def __aenter__(self) -> Self:
+        self._after_commit = []  # a unit of work may be entered again for a new transaction
         self._conn_cm = self._pool.connection()
         self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
         try:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from shared.events import SubscriptionChanged
 
 Tier = Literal["BASIC", "PRO"]
 PAID_STATUSES = frozenset({"active", "trialing"})
@@ -21,3 +28,55 @@ def derive_tier(
         return "PRO"
     period_open = current_period_end is not None and now < current_period_end
     return "PRO" if status in PAID_STATUSES and period_open else "BASIC"
+
+
+# -- the tier projection kept by services that consume SubscriptionChanged ----------------
+# Each keeps a `subscriptions` table in its own schema (see its migrations) with the
+# columns below, and derives the tier from it at read time.
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    status: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    grace_until: datetime | None
+    as_of: datetime
+
+    def tier(self, now: datetime) -> Tier:
+        return derive_tier(self.status, self.current_period_end, now, self.grace_until)
+
+
+async def subscription_state(conn: AsyncConnection, user_id: uuid.UUID) -> SubscriptionState | None:
+    async with conn.cursor(row_factory=class_row(SubscriptionState)) as cur:
+        await cur.execute(
+            "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of"
+            " FROM subscriptions WHERE user_id = %s",
+            (user_id,),
+        )
+        return await cur.fetchone()
+
+
+async def project_subscription_changed(conn: AsyncConnection, event: SubscriptionChanged) -> bool:
+    """Apply the event unless the stored state is newer; True when it was applied."""
+    cur = await conn.execute(
+        """
+        INSERT INTO subscriptions AS s
+            (user_id, status, current_period_end, cancel_at_period_end, grace_until, as_of)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (user_id) DO UPDATE
+           SET status = EXCLUDED.status, current_period_end = EXCLUDED.current_period_end,
+               cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+               grace_until = EXCLUDED.grace_until, as_of = EXCLUDED.as_of
+         WHERE s.as_of < EXCLUDED.as_of
+        """,
+        (
+            event.user_id,
+            event.status,
+            event.current_period_end,
+            event.cancel_at_period_end,
+            event.grace_until,
+            event.as_of,
+        ),
+    )
+    return cur.rowcount == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -34,6 +35,7 @@ from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUser
+from shared.tiers import SubscriptionState
 from shared.tokens import AccessToken
 
 
@@ -52,13 +54,21 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _user_out(user: User) -> UserOut:
+def _user_out(user: User, subscription: SubscriptionState | None = None) -> UserOut:
+    current = Subscription()
+    if subscription is not None:
+        current = Subscription(
+            tier=subscription.tier(datetime.now(UTC)),
+            status=subscription.status,
+            current_period_end=subscription.current_period_end,
+            cancel_at_period_end=subscription.cancel_at_period_end,
+        )
     return UserOut(
         id=str(user.id),
         mobile_number=user.mobile_number,
         created_at=user.created_at,
         updated_at=user.updated_at,
-        current_subscription=Subscription(),
+        current_subscription=current,
     )
 
 
@@ -178,8 +188,8 @@ async def logout(claims: CurrentUser, uow: Uow, ctx: Ctx) -> MessageOut:
 
 
 async def _me(claims: CurrentUser, uow: Uow) -> MeOut:
-    user = await service.get_user(uow, _user_id(claims.user_id))
-    return MeOut(data=UserData(user=_user_out(user)))
+    user, subscription = await service.get_user_with_subscription(uow, _user_id(claims.user_id))
+    return MeOut(data=UserData(user=_user_out(user, subscription)))
 
 
 router.add_api_route(

@@ -8,12 +8,16 @@ from fastapi import FastAPI
 
 from auth.api import internal, router
 from auth.delivery import OtpSender
+from auth.handlers import HANDLERS
 from auth.service import AuthContext
 from auth.settings import Settings
 from auth.throttle import Throttle
+from shared.aio import Background
+from shared.consumer import StreamConsumer, consumer_name, inbox_processor
 from shared.db import open_pool
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
+from shared.outbox import OutboxRelay
 from shared.redis import open_redis
 
 SCHEMA = "auth"
@@ -38,9 +42,25 @@ def create_app(settings: Settings) -> FastAPI:
             throttle=Throttle(settings),
             sender=OtpSender(settings, http),
         )
+        relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=SCHEMA)
+        consumer = StreamConsumer(
+            redis,
+            group="auth",
+            name=consumer_name("auth"),
+            streams=["billing.events"],
+            types={cls.type_name() for cls in HANDLERS},
+            process=inbox_processor(pool, HANDLERS),
+            claim_idle_ms=int(settings.claim_idle_seconds * 1000),
+            max_deliveries=settings.max_deliveries,
+        )
+        app.state.relay, app.state.consumer = relay, consumer
+        background = Background()
+        background.start("outbox-relay", relay.run)
+        background.start("consumer", consumer.run)
         try:
             yield
         finally:
+            await background.shutdown(grace=10)
             await http.aclose()
             await redis.aclose()
             await pool.close()

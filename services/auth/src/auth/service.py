@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from asgi_correlation_id.context import correlation_id
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -16,6 +17,7 @@ from auth.phone import InvalidPhoneNumber, mask, normalise
 from auth.repository import User
 from auth.settings import Settings
 from auth.throttle import Throttle
+from shared import outbox
 from shared.db import UnitOfWork
 from shared.errors import (
     AppError,
@@ -25,10 +27,13 @@ from shared.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from shared.events import UserRegistered
+from shared.tiers import SubscriptionState, subscription_state
 from shared.tokens import AccessToken, issue_access_token, now_ms, token_state_key
 
 log = structlog.get_logger(__name__)
 
+PRODUCER = "auth"
 LOGIN = "login"
 RESET = "reset"
 
@@ -98,8 +103,18 @@ async def signup(uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: s
     password_hash = await passwords.hash_password(password) if password else None
     async with uow:
         user = await repository.insert_user(uow.conn, uuid.uuid4(), number, password_hash)
-    if user is None:
-        raise Conflict("User with this mobile number already exists.", code="mobile_number_taken")
+        if user is None:
+            raise Conflict(
+                "User with this mobile number already exists.", code="mobile_number_taken"
+            )
+        await outbox.add(
+            uow.conn,
+            UserRegistered(
+                user_id=user.id, mobile_number=user.mobile_number, registered_at=user.created_at
+            ),
+            producer=PRODUCER,
+            correlation_id=correlation_id.get(),
+        )
     log.info("auth.user_registered", user_id=str(user.id), mobile=mask(number))
     return user
 
@@ -253,6 +268,17 @@ async def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("User not found.", code="user_not_found")
     return user
+
+
+async def get_user_with_subscription(
+    uow: UnitOfWork, user_id: uuid.UUID
+) -> tuple[User, SubscriptionState | None]:
+    async with uow:
+        user = await repository.get_user(uow.conn, user_id)
+        subscription = await subscription_state(uow.conn, user_id)
+    if user is None:
+        raise NotFound("User not found.", code="user_not_found")
+    return user, subscription
 
 
 async def tokens_valid_after(uow: UnitOfWork, user_id: uuid.UUID) -> float | None:

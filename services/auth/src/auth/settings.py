@@ -22,6 +22,8 @@ class Settings(ServiceSettings):
     otp_sends_per_ip_per_hour: int = Field(default=50, ge=1)
     login_failures_per_number_per_hour: int = Field(default=10, ge=1)
     default_phone_region: str = Field(default="IN", min_length=2, max_length=2)
+    claim_idle_seconds: float = Field(default=60, ge=1)
+    max_deliveries: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _check_otp_delivery(self) -> Settings:

@@ -1,11 +1,16 @@
 """Signup, OTP login and password login against real Postgres and Redis."""
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from shared.events import SubscriptionChanged, encode
+from shared.events.envelope import to_json
 from shared.testing.fixtures import random_mobile_number
+from shared.testing.wait import eventually
 from shared.tokens import verify_access_token
 
 
@@ -248,3 +253,40 @@ async def test_repeated_login_failures_are_throttled(client):
     )
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
+
+
+async def test_signup_emits_user_registered_through_the_outbox(client, redis):
+    number = random_mobile_number()
+    user_id = (await signup(client, number))["userId"]
+
+    async def published() -> bool:
+        entries = await redis.xrevrange("auth.events", count=200)
+        return any(json.loads(f["envelope"])["payload"]["userId"] == user_id for _, f in entries)
+
+    await eventually(published, what="UserRegistered on auth.events")
+
+
+async def test_me_shows_the_subscription_projection(client, redis):
+    number = random_mobile_number()
+    user_id = (await signup(client, number))["userId"]
+    token = (await verify(client, number, await send_otp(client, number))).json()["token"]
+    period_end = datetime.now(UTC) + timedelta(days=30)
+    event = SubscriptionChanged(
+        user_id=user_id,
+        tier="PRO",
+        status="active",
+        current_period_end=period_end,
+        as_of=datetime.now(UTC),
+    )
+    envelope = encode(event, producer="billing")
+    await redis.xadd("billing.events", {"type": envelope.type, "envelope": to_json(envelope)})
+
+    async def pro() -> bool:
+        me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        return me.json()["data"]["user"]["currentSubscription"]["tier"] == "PRO"
+
+    await eventually(pro, what="currentSubscription to show PRO")
+    me = await client.get("/api/v1/user/me", headers={"Authorization": f"Bearer {token}"})
+    current = me.json()["data"]["user"]["currentSubscription"]
+    assert current["status"] == "active"
+    assert current["cancelAtPeriodEnd"] is False

@@ -6,9 +6,9 @@ from __future__ import annotations
 import structlog
 
 from chat import repository, service
-from chat.repository import SubscriptionState
 from shared.db import UnitOfWork
 from shared.events import ReplyCompleted, ReplyFailed, SubscriptionChanged
+from shared.tiers import project_subscription_changed
 
 log = structlog.get_logger(__name__)
 
@@ -37,17 +37,7 @@ async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
 
 
 async def on_subscription_changed(event: SubscriptionChanged, uow: UnitOfWork) -> None:
-    applied = await repository.upsert_subscription(
-        uow.conn,
-        event.user_id,
-        SubscriptionState(
-            status=event.status,
-            current_period_end=event.current_period_end,
-            cancel_at_period_end=event.cancel_at_period_end,
-            grace_until=event.grace_until,
-            as_of=event.as_of,
-        ),
-    )
+    applied = await project_subscription_changed(uow.conn, event)
     log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 

@@ -39,15 +39,6 @@ class Message:
     completed_at: datetime | None
 
 
-@dataclass(frozen=True)
-class SubscriptionState:
-    status: str
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-    grace_until: datetime | None
-    as_of: datetime
-
-
 _ROOM = "id, user_id, name, created_at, updated_at"
 _MSG = (
     "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
@@ -319,43 +310,3 @@ async def quota_used(conn: AsyncConnection, user_id: uuid.UUID, day: date) -> in
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
-
-
-# -- subscription projection ---------------------------------------------------------------
-
-
-async def get_subscription(conn: AsyncConnection, user_id: uuid.UUID) -> SubscriptionState | None:
-    async with conn.cursor(row_factory=class_row(SubscriptionState)) as cur:
-        await cur.execute(
-            "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of"
-            " FROM subscriptions WHERE user_id = %s",
-            (user_id,),
-        )
-        return await cur.fetchone()
-
-
-async def upsert_subscription(
-    conn: AsyncConnection, user_id: uuid.UUID, state: SubscriptionState
-) -> bool:
-    """Apply a state unless the stored one is newer; True when it was applied."""
-    cur = await conn.execute(
-        """
-        INSERT INTO subscriptions AS s
-            (user_id, status, current_period_end, cancel_at_period_end, grace_until, as_of)
-        VALUES (%s, %s, %s, %s, %s, %s)
-        ON CONFLICT (user_id) DO UPDATE
-           SET status = EXCLUDED.status, current_period_end = EXCLUDED.current_period_end,
-               cancel_at_period_end = EXCLUDED.cancel_at_period_end,
-               grace_until = EXCLUDED.grace_until, as_of = EXCLUDED.as_of
-         WHERE s.as_of < EXCLUDED.as_of
-        """,
-        (
-            user_id,
-            state.status,
-            state.current_period_end,
-            state.cancel_at_period_end,
-            state.grace_until,
-            state.as_of,
-        ),
-    )
-    return cur.rowcount == 1

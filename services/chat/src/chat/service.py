@@ -20,7 +20,7 @@ from shared import outbox
 from shared.db import UnitOfWork
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
 from shared.events import HistoryTurn, MessageQueued
-from shared.tiers import Tier, derive_tier
+from shared.tiers import Tier, subscription_state
 
 log = structlog.get_logger(__name__)
 
@@ -251,10 +251,8 @@ async def delete_chatroom(
 
 
 async def _tier(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> Tier:
-    state = await repository.get_subscription(uow.conn, user_id)
-    if state is None:
-        return "BASIC"
-    return derive_tier(state.status, state.current_period_end, now, state.grace_until)
+    state = await subscription_state(uow.conn, user_id)
+    return state.tier(now) if state else "BASIC"
 
 
 async def usage(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID) -> Usage:

@@ -1,0 +1,107 @@
+"""Billing routes: parse the request, call the use case, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from asgi_correlation_id.context import correlation_id
+from fastapi import APIRouter, Depends, Request
+
+from billing import service
+from billing.schemas import (
+    CheckoutData,
+    CheckoutOut,
+    PortalData,
+    PortalOut,
+    StatusData,
+    StatusOut,
+    WebhookOut,
+)
+from billing.service import BillingContext
+from shared.db import Uow
+from shared.errors import Unauthorized
+from shared.schemas import error_responses
+from shared.security import CurrentUser
+from shared.tokens import Claims
+
+
+def _ctx(request: Request) -> BillingContext:
+    return request.app.state.billing
+
+
+Ctx = Annotated[BillingContext, Depends(_ctx)]
+
+
+def _user_id(claims: Claims) -> uuid.UUID:
+    try:
+        return uuid.UUID(claims.user_id)
+    except ValueError:
+        raise Unauthorized("Invalid token. Please log in again!", code="invalid_token") from None
+
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+
+
+@router.post(
+    "/subscribe/pro", response_model=CheckoutOut, responses=error_responses(401, 409, 502, 503)
+)
+async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
+    session_id, url = await service.start_checkout(
+        uow,
+        ctx,
+        _user_id(claims),
+        claims.mobile_number,
+        correlation_id.get() or uuid.uuid4().hex,
+    )
+    return CheckoutOut(
+        message="Stripe Checkout session created.",
+        data=CheckoutData(checkout_url=url, session_id=session_id),
+    )
+
+
+@router.get("/subscription/status", response_model=StatusOut, responses=error_responses(401))
+async def subscription_status(claims: CurrentUser, uow: Uow) -> StatusOut:
+    plan = await service.current_plan(uow, _user_id(claims))
+    if plan is None:
+        return StatusOut(
+            data=StatusData(
+                tier="BASIC", status="none", current_period_end=None, cancel_at_period_end=False
+            )
+        )
+    return StatusOut(
+        data=StatusData(
+            tier=plan.tier(datetime.now(UTC)),
+            status=plan.status,
+            current_period_end=plan.current_period_end,
+            cancel_at_period_end=plan.cancel_at_period_end,
+        )
+    )
+
+
+@router.post(
+    "/subscription/portal", response_model=PortalOut, responses=error_responses(401, 404, 502)
+)
+async def subscription_portal(claims: CurrentUser, uow: Uow, ctx: Ctx) -> PortalOut:
+    return PortalOut(data=PortalData(url=await service.portal_url(uow, ctx, _user_id(claims))))
+
+
+@router.post(
+    "/webhook/stripe",
+    response_model=WebhookOut,
+    responses=error_responses(400, 500),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def stripe_webhook(request: Request, uow: Uow, ctx: Ctx) -> WebhookOut:
+    """A Stripe event, verified over the raw body with ``Stripe-Signature``; stored once
+    by its id. A failure to apply it answers 500, so Stripe delivers it again."""
+    payload = await request.body()
+    event = service.verify(payload, request.headers.get("stripe-signature"), ctx.settings)
+    await service.receive(uow, ctx, payload, event)
+    return WebhookOut()

@@ -1,0 +1,275 @@
+"""Billing use cases: Checkout, status, the portal, and the Stripe event log."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+import structlog
+
+from billing import repository
+from billing.projection import Plan, apply_snapshot, plan_for, user_id_of
+from billing.settings import Settings
+from billing.stripe_api import StripeApi
+from shared import outbox
+from shared.db import UnitOfWork
+from shared.errors import AppError, Conflict, NotFound
+from shared.events import SubscriptionChanged
+
+log = structlog.get_logger(__name__)
+
+PRODUCER = "billing"
+HANDLED = frozenset(
+    {
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
+
+
+@dataclass
+class BillingContext:
+    settings: Settings
+    stripe: StripeApi
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(hours=self.settings.past_due_grace_hours)
+
+
+class BadWebhook(AppError):
+    status_code = 400
+    code = "invalid_webhook"
+
+
+# -- Checkout, status, portal --------------------------------------------------------------
+
+
+async def current_plan(uow: UnitOfWork, user_id: uuid.UUID) -> Plan | None:
+    async with uow:
+        return await repository.get_plan(uow.conn, user_id)
+
+
+async def start_checkout(
+    uow: UnitOfWork,
+    ctx: BillingContext,
+    user_id: uuid.UUID,
+    mobile_number: str | None,
+    request_id: str,
+) -> tuple[str, str]:
+    """A Checkout Session for Pro: (session id, url). The user's Stripe customer is created
+    once, however many requests race (the idempotency key is the user's)."""
+    now = datetime.now(UTC)
+    async with uow:
+        plan = await repository.get_plan(uow.conn, user_id)
+        customer_id = await repository.customer_of(uow.conn, user_id)
+    if plan is not None and plan.tier(now) == "PRO":
+        raise Conflict("You are already on the Pro plan.", code="already_pro")
+    if customer_id is None:
+        created = await ctx.stripe.create_customer(str(user_id), mobile_number)
+        async with uow:
+            customer_id = await repository.save_customer(uow.conn, user_id, created)
+    client_url = ctx.settings.client_url.rstrip("/")
+    session_id, url = await ctx.stripe.create_checkout_session(
+        customer_id=customer_id,
+        user_id=str(user_id),
+        price_id=ctx.settings.stripe_pro_price_id,
+        success_url=f"{client_url}/success?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{client_url}/cancel",
+        # A retried request (same request id) gets the same session back.
+        idempotency_key=f"checkout:{user_id}:{request_id}",
+    )
+    log.info("billing.checkout_started", user_id=str(user_id), session_id=session_id)
+    return session_id, url
+
+
+async def portal_url(uow: UnitOfWork, ctx: BillingContext, user_id: uuid.UUID) -> str:
+    async with uow:
+        customer_id = await repository.customer_of(uow.conn, user_id)
+    if customer_id is None:
+        raise NotFound("No billing account yet. Subscribe first.", code="no_billing_account")
+    return await ctx.stripe.create_portal_session(customer_id, ctx.settings.client_url)
+
+
+# -- webhooks ----------------------------------------------------------------------------
+
+
+def verify(payload: bytes, signature: str | None, settings: Settings) -> dict[str, Any]:
+    """The event, if ``signature`` proves Stripe sent exactly ``payload`` recently."""
+    if not signature:
+        raise BadWebhook("Missing Stripe-Signature header.", code="missing_signature")
+    tolerance = settings.stripe_webhook_tolerance_seconds
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8", "replace"), signature, settings.stripe_webhook_secret, tolerance
+        )
+    except stripe.SignatureVerificationError as exc:
+        raise BadWebhook(
+            f"Webhook signature check failed: {exc}", code="invalid_signature"
+        ) from exc
+    # The library accepts timestamps from the future; we do not.
+    timestamps = [p.split("=", 1)[1] for p in signature.split(",") if p.startswith("t=")]
+    if timestamps and int(timestamps[0]) > datetime.now(UTC).timestamp() + tolerance:
+        raise BadWebhook("Webhook timestamp is in the future.", code="invalid_signature")
+    try:
+        event = json.loads(payload)
+        well_formed = (
+            isinstance(event, dict)
+            and isinstance(event.get("id"), str)
+            and isinstance(event.get("type"), str)
+            and isinstance(event.get("created"), int)
+            and isinstance((event.get("data") or {}).get("object"), dict)
+        )
+        if not well_formed:
+            raise ValueError("not a Stripe event")
+    except ValueError as exc:
+        raise BadWebhook("The webhook body is not a Stripe event.", code="invalid_event") from exc
+    return event
+
+
+def subscription_id_of(event: dict[str, Any]) -> str | None:
+    obj = event["data"]["object"]
+    kind = event["type"]
+    if kind.startswith("customer.subscription."):
+        return obj.get("id")
+    if kind == "checkout.session.completed":
+        return obj.get("subscription") if obj.get("mode") == "subscription" else None
+    if kind.startswith("invoice."):
+        details = (obj.get("parent") or {}).get("subscription_details") or {}
+        return details.get("subscription")
+    return None
+
+
+async def receive(uow: UnitOfWork, ctx: BillingContext, payload: bytes, event: dict) -> bool:
+    """Store a verified event once and apply it. False when it was a duplicate already
+    applied. Raises when applying fails: the event stays stored, unprocessed, and Stripe's
+    retry (or the reprocessing loop) applies it later."""
+    created = datetime.fromtimestamp(int(event["created"]), UTC)
+    async with uow:
+        stored = await repository.store_event(
+            uow.conn, event["id"], event["type"], created, payload
+        )
+    log.info("billing.event_received", event_id=event["id"], type=event["type"], new=stored)
+    return await process(uow, ctx, event["id"])
+
+
+async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
+    """Apply one stored event, once. True when this call applied it."""
+    async with uow:
+        stored = await repository.lock_event(uow.conn, event_id)
+        if stored is None or stored.processed_at is not None:
+            return False
+        event = stored.payload
+    subscription_id = subscription_id_of(event) if event["type"] in HANDLED else None
+    # Re-read the subscription from Stripe: the event is a trigger, not the truth, so
+    # duplicates and any arrival order end in Stripe's current state.
+    snapshot = await ctx.stripe.get_subscription(subscription_id) if subscription_id else None
+    as_of = datetime.now(UTC)
+    try:
+        async with uow:
+            stored = await repository.lock_event(uow.conn, event_id)
+            if stored is None or stored.processed_at is not None:
+                return False
+            if snapshot is not None:
+                user_id = await _user_of(uow, event, snapshot)
+                if user_id is None:
+                    log.error("billing.event_unattributable", event_id=event_id)
+                else:
+                    await repository.add_snapshot(uow.conn, event_id, user_id, as_of, snapshot)
+                    await _apply(uow, ctx, user_id, snapshot, as_of, announce=True)
+            elif event["type"] not in HANDLED:
+                log.info("billing.event_ignored", event_id=event_id, type=event["type"])
+            await repository.mark_processed(uow.conn, event_id)
+    except Exception as exc:
+        async with uow:
+            await repository.record_failure(uow.conn, event_id, repr(exc))
+        raise
+    return True
+
+
+async def _user_of(uow: UnitOfWork, event: dict, snapshot: dict) -> uuid.UUID | None:
+    candidates = [user_id_of(snapshot), event["data"]["object"].get("client_reference_id")]
+    for candidate in candidates:
+        try:
+            return uuid.UUID(str(candidate))
+        except ValueError:
+            continue
+    customer = snapshot.get("customer")
+    return await repository.user_of_customer(uow.conn, str(customer)) if customer else None
+
+
+async def _apply(
+    uow: UnitOfWork,
+    ctx: BillingContext,
+    user_id: uuid.UUID,
+    snapshot: dict[str, Any],
+    as_of: datetime,
+    *,
+    announce: bool,
+) -> None:
+    """Fold one snapshot into the projection; announce the user's plan if it changed."""
+    await repository.lock_user(uow.conn, user_id)
+    current = await repository.get_subscription(uow.conn, str(snapshot["id"]))
+    updated = apply_snapshot(current, snapshot, user_id, as_of)
+    if updated is None:
+        log.info("billing.snapshot_older_than_projection", subscription=snapshot["id"])
+        return
+    await repository.save_subscription(uow.conn, updated)
+    subscriptions = await repository.subscriptions_of(uow.conn, user_id)
+    plan = plan_for(user_id, subscriptions, ctx.grace)
+    previous = await repository.get_plan(uow.conn, user_id)
+    await repository.save_plan(uow.conn, plan, plan.tier(plan.as_of))
+    if announce and not plan.announces_the_same_as(previous):
+        await outbox.add(
+            uow.conn,
+            SubscriptionChanged(
+                user_id=user_id,
+                tier=plan.tier(datetime.now(UTC)),
+                status=plan.status,
+                current_period_end=plan.current_period_end,
+                cancel_at_period_end=plan.cancel_at_period_end,
+                grace_until=plan.grace_until,
+                as_of=plan.as_of,
+            ),
+            producer=PRODUCER,
+        )
+        log.info(
+            "billing.plan_changed",
+            user_id=str(user_id),
+            status=plan.status,
+            tier=plan.tier(datetime.now(UTC)),
+        )
+
+
+async def reprocess_stored(uow: UnitOfWork, ctx: BillingContext, older_than: float) -> int:
+    """Apply stored events that are still unprocessed (a failed handler); returns how many
+    were applied now."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    async with uow:
+        pending = await repository.unprocessed_events(uow.conn, cutoff)
+    applied = 0
+    for event_id in pending:
+        try:
+            applied += await process(uow, ctx, event_id)
+        except Exception as exc:  # logged and kept for the next round
+            log.warning("billing.reprocess_failed", event_id=event_id, error=repr(exc))
+    return applied
+
+
+async def rebuild(uow: UnitOfWork, ctx: BillingContext) -> int:
+    """Derive the projection again from the stored snapshots (no Stripe call, no event)."""
+    async with uow:
+        await repository.clear_projection(uow.conn)
+        snapshots = await repository.all_snapshots(uow.conn)
+        for snap in snapshots:
+            await _apply(uow, ctx, snap.user_id, snap.snapshot, snap.as_of, announce=False)
+    log.info("billing.projection_rebuilt", snapshots=len(snapshots))
+    return len(snapshots)

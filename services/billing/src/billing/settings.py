@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = Field(default=8003, ge=1, le=65535)
+
+    # Unset with STRIPE_API_BASE set (the simulator): a test key is used.
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_pro_price_id: str = "price_pro_monthly"
+    stripe_webhook_secret: str = ""
+    # Another Stripe API endpoint (the simulator). Unset: Stripe's.
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Webhook timestamps older than this are refused (replays).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    client_url: str = "http://localhost:8000"
+    # A past_due subscription stays PRO this long after the payment failed.
+    past_due_grace_hours: float = Field(default=72, ge=0)
+    # Stored events still unprocessed after this long are processed again.
+    reprocess_after_seconds: float = Field(default=30, gt=0)
+    reprocess_interval_seconds: float = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _check_stripe(self) -> Settings:
+        if not self.stripe_secret_key:
+            if not self.stripe_api_base:
+                raise ValueError(
+                    "STRIPE_SECRET_KEY is required (or STRIPE_API_BASE for the simulator)"
+                )
+            self.stripe_secret_key = "sk_test_simulator"
+        if not self.stripe_webhook_secret:
+            raise ValueError("STRIPE_WEBHOOK_SECRET is required to verify webhooks")
+        return self

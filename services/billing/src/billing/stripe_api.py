@@ -1,0 +1,95 @@
+"""The Stripe calls billing makes, through the official SDK (``STRIPE_API_BASE`` points it
+at the simulator in development and tests). Every POST carries an idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+import structlog
+
+from billing.settings import Settings
+from shared.errors import AppError, ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+class PaymentProviderError(AppError):
+    status_code = 502
+    code = "payment_provider_error"
+    message = "The payment provider could not complete the request. Please try again."
+
+
+def _translate(exc: stripe.StripeError) -> AppError:
+    log.error("stripe.request_failed", error=type(exc).__name__, message=str(exc)[:300])
+    if isinstance(exc, stripe.APIConnectionError):
+        return ServiceUnavailable("The payment provider is unreachable. Please try again.")
+    return PaymentProviderError()
+
+
+class StripeApi:
+    def __init__(self, settings: Settings) -> None:
+        self.client = stripe.StripeClient(
+            settings.stripe_secret_key,
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
+            max_network_retries=2,
+            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
+        )
+
+    async def create_customer(self, user_id: str, mobile_number: str | None) -> str:
+        params: dict[str, Any] = {"metadata": {"userId": user_id}}
+        if mobile_number:
+            params["phone"] = mobile_number
+        try:
+            customer = await self.client.v1.customers.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"customer:{user_id}"},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return customer.id
+
+    async def create_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        price_id: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> tuple[str, str]:
+        try:
+            session = await self.client.v1.checkout.sessions.create_async(
+                params={
+                    "mode": "subscription",
+                    "customer": customer_id,
+                    "client_reference_id": user_id,
+                    "line_items": [{"price": price_id, "quantity": 1}],
+                    "subscription_data": {"metadata": {"userId": user_id}},
+                    "metadata": {"userId": user_id},
+                    "success_url": success_url,
+                    "cancel_url": cancel_url,
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return session.id, str(session.url)
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        try:
+            portal = await self.client.v1.billing_portal.sessions.create_async(
+                params={"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return portal.url
+
+    async def get_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription as Stripe has it now (plain JSON-able dict)."""
+        try:
+            subscription = await self.client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return subscription.to_dict()
