@@ -23,6 +23,7 @@ from dev.stack import (
     Stack,
     StackError,
     dev_jwt_secret,
+    dev_secret,
     load_env_file,
 )
 
@@ -65,6 +66,8 @@ def _development_defaults(env: dict[str, str], data_dir: Path) -> None:
     env.setdefault("PORT", "8000")
     if not env.get("JWT_SECRET"):
         env["JWT_SECRET"] = dev_jwt_secret(data_dir)
+    if not env.get("STRIPE_WEBHOOK_SECRET"):
+        env["STRIPE_WEBHOOK_SECRET"] = dev_secret(data_dir, "stripe_webhook_secret", "whsec_")
 
 
 def _services(env: dict[str, str]) -> list[str]:
@@ -74,6 +77,11 @@ def _services(env: dict[str, str]) -> list[str]:
 
 def _notes(env: dict[str, str], infra: Infra, services: list[str]) -> list[str]:
     notes = [f"embedded {name} (started by us, stops with us)" for name in sorted(infra.embedded)]
+    if "stripe-sim" in services:
+        notes.append(
+            "STRIPE_SECRET_KEY is not set: payments go to the Stripe SIMULATOR (dev/stripe_sim); "
+            "its checkout page's Pay button sends signed webhooks"
+        )
     if "gemini-sim" in services:
         notes.append(
             "GOOGLE_GEMINI_API_KEY is not set: replies come from the Gemini SIMULATOR "

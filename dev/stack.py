@@ -55,6 +55,17 @@ class ServiceSpec(NamedTuple):
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("auth", "auth", "AUTH_URL", "http://127.0.0.1:8001", True),
     ServiceSpec("chat", "chat", "CHAT_URL", "http://127.0.0.1:8002", True),
+    ServiceSpec("billing", "billing", "BILLING_URL", "http://127.0.0.1:8003", True),
+    # Started instead of Stripe when STRIPE_SECRET_KEY is unset (see dev/__main__.py).
+    ServiceSpec(
+        "stripe-sim",
+        "dev.stripe_sim",
+        "STRIPE_API_BASE",
+        "http://127.0.0.1:12111",
+        False,
+        upstream=False,
+        command=(),
+    ),
     # Started instead of Gemini when GOOGLE_GEMINI_API_KEY is unset (see dev/__main__.py).
     ServiceSpec(
         "gemini-sim",
@@ -70,7 +81,7 @@ SERVICES: list[ServiceSpec] = [
     ),
     ServiceSpec("gateway", "gateway", "PORT", "http://127.0.0.1:8000", False, upstream=False),
 ]
-SIMULATORS = {"gemini-sim": "GOOGLE_GEMINI_API_KEY"}
+SIMULATORS = {"gemini-sim": "GOOGLE_GEMINI_API_KEY", "stripe-sim": "STRIPE_SECRET_KEY"}
 
 
 class StackError(RuntimeError):
@@ -84,11 +95,16 @@ def load_env_file(path: Path = REPO_ROOT / ".env") -> None:
 
 def dev_jwt_secret(data_dir: Path) -> str:
     """A development JWT secret, generated once and kept in ``<data_dir>/jwt_secret`` (0600)."""
-    path = data_dir / "jwt_secret"
+    return dev_secret(data_dir, "jwt_secret")
+
+
+def dev_secret(data_dir: Path, name: str, prefix: str = "") -> str:
+    """A development secret, generated once and kept in ``<data_dir>/<name>`` (mode 0600)."""
+    path = data_dir / name
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
+    secret = prefix + secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(secret + "\n")
@@ -140,6 +156,13 @@ class Stack:
         env.update({s.url_env: self.url(s.name) for s in self.specs if not s.public})
         upstreams = [s.name for s in self.specs if s.upstream]
         env.update(GATEWAY_UPSTREAMS=",".join(upstreams), PORT=str(self.port(spec.name)))
+        if any(s.name == "stripe-sim" for s in self.specs):
+            # The Stripe simulator sends its webhooks through the gateway, like Stripe would,
+            # and hands out checkout and portal page URLs on its own address.
+            env.setdefault("STRIPE_SIM_WEBHOOK_URL", self.url("gateway") + "/api/v1/webhook/stripe")
+            env.setdefault(
+                "STRIPE_SIM_PUBLIC_URL", self.url("stripe-sim").replace("127.0.0.1", "localhost")
+            )
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The simulators live in dev/, which is not an installed package: importable from the
         # repository root whatever the working directory.

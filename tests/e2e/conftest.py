@@ -35,6 +35,10 @@ def stack(
         PORT=str(free_port()),
         AUTH_URL=f"http://127.0.0.1:{free_port()}",
         CHAT_URL=f"http://127.0.0.1:{free_port()}",
+        BILLING_URL=f"http://127.0.0.1:{free_port()}",
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+        STRIPE_WEBHOOK_SECRET="whsec_e2e_" + "k" * 32,
+        CLIENT_URL="http://localhost:3000",
         AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_SIM_TOKEN_DELAY_MS="20",
@@ -77,6 +81,13 @@ async def stack_redis(stack: Stack) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def stripe_sim(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """The Stripe simulator: its pages and its control API (/_sim/...)."""
+    async with httpx.AsyncClient(base_url=stack.url("stripe-sim"), timeout=15) as client:
+        yield client
 
 
 @pytest.fixture

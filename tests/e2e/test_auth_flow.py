@@ -263,13 +263,6 @@ async def test_request_id_from_the_client_comes_back(api):
     assert response.headers["x-request-id"] == "trace-me-123"
 
 
-async def test_route_of_a_service_that_is_not_running_is_503(api):
-    number, _ = await signup(api)
-    token = await login_with_otp(api, number)
-    response = await api.get("/api/v1/subscription/status", headers=bearer(token))
-    assert_error(response, 503, "service_unavailable")
-
-
 async def test_health_and_readiness(api):
     health = await api.get("/healthz")
     assert health.status_code == 200

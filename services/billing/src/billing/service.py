@@ -169,11 +169,11 @@ async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
             return False
         event = stored.payload
     subscription_id = subscription_id_of(event) if event["type"] in HANDLED else None
-    # Re-read the subscription from Stripe: the event is a trigger, not the truth, so
-    # duplicates and any arrival order end in Stripe's current state.
-    snapshot = await ctx.stripe.get_subscription(subscription_id) if subscription_id else None
-    as_of = datetime.now(UTC)
     try:
+        # Re-read the subscription from Stripe: the event is a trigger, not the truth, so
+        # duplicates and any arrival order end in Stripe's current state.
+        snapshot = await ctx.stripe.get_subscription(subscription_id) if subscription_id else None
+        as_of = datetime.now(UTC)
         async with uow:
             stored = await repository.lock_event(uow.conn, event_id)
             if stored is None or stored.processed_at is not None:

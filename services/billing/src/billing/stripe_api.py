@@ -3,6 +3,7 @@ at the simulator in development and tests). Every POST carries an idempotency ke
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import stripe
@@ -92,4 +93,8 @@ class StripeApi:
             subscription = await self.client.v1.subscriptions.retrieve_async(subscription_id)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
-        return subscription.to_dict()
+        # Stripe's own JSON: to_dict() would hold Decimals, which a JSON column refuses.
+        response = subscription.last_response
+        if response is not None:
+            return json.loads(response.body)
+        return json.loads(json.dumps(subscription.to_dict(), default=str))
