@@ -102,13 +102,27 @@ def _header(prompt: str, earlier: list[str]) -> str:
     return header
 
 
+TITLE_REQUEST = "Give this conversation a short title"
+
+
+def title_for(request: str) -> str:
+    """A title request (the ai-worker's) gets a title: the first words the user said."""
+    said = request.partition("User:")[2].partition("\nGemini:")[0]
+    words = [w.strip(".,;:!?\"'()[]") for w in said.split()]
+    words = [w for w in words if w and not w.lower().startswith("sim:")][:5]
+    return " ".join(words).capitalize() or "New conversation"
+
+
 def reply_chunks(contents: list[Any], tokens: int) -> list[str]:
     """The reply to `contents` as exactly `tokens` chunks; joined, they are the full text.
 
     The text quotes the last user turn and the start of each earlier one, then filler (chosen by
     a hash of the whole history) up to `tokens` words. Longer texts put several words in a chunk.
+    A request for a conversation title is answered with a short title instead.
     """
     turns = user_turns(contents)
+    if turns and turns[-1].startswith(TITLE_REQUEST):
+        return [title_for(turns[-1])]
     words = _header(turns[-1], turns[:-1]).split()
     digest = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).digest()
     start = int.from_bytes(digest[:4], "big") % len(_FILLER)

@@ -260,3 +260,65 @@ async def test_stream_of_another_users_reply_is_404(api, person):
         f"/api/v1/chatroom/{room}/message/{uuid.uuid4()}/stream", headers=person.headers
     )
     assert unknown.status_code == 404
+
+
+async def test_stop_a_long_reply_ends_it_cancelled_and_the_worker_stops(api, person, stack_redis):
+    room = await person.room()
+    reply = await person.ask(room, "[sim:slow] [sim:long] a very long story")
+    stream = f"ai.reply.{reply['id']}"
+
+    async def generating() -> bool:
+        return await stack_redis.xlen(stream) >= 3
+
+    await eventually(generating, timeout=20, what="the first tokens")
+    stopped = await api.post(
+        f"/api/v1/chatroom/{room}/message/{reply['id']}/stop", headers=person.headers
+    )
+    assert stopped.status_code == 200
+    body = stopped.json()["data"]["reply"]
+    assert body["status"] == "cancelled"
+    assert body["content"]  # the text produced so far
+
+    # The worker notices within a second and streams nothing more.
+    await asyncio.sleep(1.5)
+    length = await stack_redis.xlen(stream)
+    await asyncio.sleep(1.0)
+    assert await stack_redis.xlen(stream) == length
+    stored = await person.reply(room, reply["id"])
+    assert (stored["status"], stored["content"]) == ("cancelled", body["content"])
+    assert (await person.usage())["used"] == 1
+
+
+async def test_regenerate_gives_a_new_reply_to_the_same_prompt(api, person):
+    room = await person.room()
+    first = await person.ask(room, "Name a colour.")
+    await person.final_reply(room, first["id"])
+    response = await api.post(
+        f"/api/v1/chatroom/{room}/message/{first['id']}/regenerate", headers=person.headers
+    )
+    assert response.status_code == 201
+    second = response.json()["data"]["reply"]
+    stored = await person.final_reply(room, second["id"])
+    assert stored["status"] == "completed"
+    assert "Name a colour." in stored["content"]
+    old = await person.reply(room, first["id"])
+    assert old["supersededBy"] == second["id"]
+    assert (await person.usage())["used"] == 2
+
+
+async def test_a_new_chat_gets_a_title_from_its_first_exchange(api, person):
+    created = await api.post("/api/v1/chatroom", json={}, headers=person.headers)
+    room = created.json()["data"]["chatroom"]
+    assert room["name"] == "New chat"
+    reply = await person.ask(room["id"], "How do plants make food?")
+    await person.final_reply(room["id"], reply["id"])
+
+    async def titled() -> bool:
+        rooms = (await api.get("/api/v1/chatroom", headers=person.headers)).json()
+        name = next(r["name"] for r in rooms["data"]["chatrooms"] if r["id"] == room["id"])
+        return name != "New chat"
+
+    await eventually(titled, timeout=20, what="the automatic title")
+    rooms = (await api.get("/api/v1/chatroom", headers=person.headers)).json()
+    name = next(r["name"] for r in rooms["data"]["chatrooms"] if r["id"] == room["id"])
+    assert name == "How do plants make food"

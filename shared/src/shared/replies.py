@@ -6,7 +6,8 @@ and follows them. Entries have a ``type`` field:
 - ``token`` (``text``): the next piece of the reply;
 - ``reset``: a new attempt starts, so everything before it is void (a retry after a
   partial answer, or another worker taking over after a crash);
-- ``end`` (``status``, and ``reason`` + ``message`` unless completed): the reply is final.
+- ``end`` (``status``, and ``reason`` + ``message`` unless completed): the reply is final
+  (``cancelled`` when the user stopped it).
 
 The stream is capped and expires ``ttl`` seconds after its last write: the stored reply
 in chat's database is the durable copy.
@@ -23,6 +24,15 @@ MAXLEN = 20_000
 
 def reply_stream(reply_id: str) -> str:
     return f"ai.reply.{reply_id}"
+
+
+def stop_key(reply_id: str) -> str:
+    """Set by chat when the user stops a reply; the worker generating it watches for it."""
+    return f"ai.reply.{reply_id}.stop"
+
+
+async def request_stop(redis: Redis, reply_id: str, *, ttl: int) -> None:
+    await redis.set(stop_key(reply_id), "1", ex=ttl)
 
 
 async def append(redis: Redis, reply_id: str, fields: dict[str, str], *, ttl: int) -> str:

@@ -11,6 +11,7 @@ from ai_worker.generation import ReplyGenerator, create_client
 from ai_worker.handlers import CHAT_STREAM, build_consumer
 from ai_worker.service import RESULT_STREAM, WorkerContext
 from ai_worker.settings import Settings
+from ai_worker.stops import StopWatcher
 from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
 from shared.redis import open_redis
@@ -31,14 +32,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = open_redis(settings.redis_url)
         client = create_client(settings)
+        stops = StopWatcher(redis)
         ctx = WorkerContext(
             settings=settings,
             redis=redis,
             generator=ReplyGenerator(client, redis, settings),
             result_stream=result_stream,
+            stops=stops,
         )
         consumer = build_consumer(redis, ctx, streams=streams)
         stop = asyncio.Event()
+        watcher = asyncio.create_task(stops.run(stop))
         task = asyncio.create_task(
             consumer.run(stop, shutdown_timeout=settings.shutdown_grace_seconds)
         )
@@ -54,7 +58,7 @@ def create_app(
             yield
         finally:
             stop.set()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(task, watcher, return_exceptions=True)
             await client.aio.aclose()
             await redis.aclose()
             log.info("worker.stopped")

@@ -37,6 +37,7 @@ from tenacity import (
 )
 
 from ai_worker.settings import Settings
+from ai_worker.stops import StopRequested
 from shared import replies
 from shared.events import HistoryTurn, MessageQueued, TokenUsage
 
@@ -57,7 +58,7 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     errors.UnknownApiResponseError,  # a body that is not JSON: cut off mid-way
 )
 
-Status = Literal["completed", "failed", "blocked"]
+Status = Literal["completed", "failed", "blocked", "cancelled"]
 
 # What the person sees when there is no reply. The quota unit is given back on failure
 # (DESIGN §5), hence "not counted".
@@ -321,6 +322,21 @@ def classify(draft: Draft, attempts: int = 1) -> Outcome:
     )
 
 
+TITLE_INSTRUCTION = (
+    "Give this conversation a short title of at most six words. Reply with the title only."
+)
+TITLE_MAX_CHARS = 60
+
+
+def clean_title(text: str) -> str:
+    """The model's title as a room name: first line, no quotes or markup, bounded."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = line.strip("\"'`*#_ ").removeprefix("Title:").strip().rstrip(".")
+    if len(line) > TITLE_MAX_CHARS:
+        line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
+    return line
+
+
 class ReplyGenerator:
     """Generates replies with Gemini: one per process, shared by all concurrent replies."""
 
@@ -335,6 +351,22 @@ class ReplyGenerator:
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
 
+    async def title(self, prompt: str, reply: str) -> str:
+        """A short title for a conversation that starts with ``prompt`` and ``reply``: one
+        request, no retries (a chatroom without a title is no failure)."""
+        text = f"{TITLE_INSTRUCTION}\n\nUser: {prompt[:500]}\nGemini: {reply[:500]}"
+        config = types.GenerateContentConfig(
+            max_output_tokens=32,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        async with asyncio.timeout(self.settings.gemini_chunk_timeout_seconds):
+            response = await self.client.aio.models.generate_content(
+                model=self.settings.gemini_model,
+                contents=[types.Content(role="user", parts=[types.Part(text=text)])],
+                config=config,
+            )
+        return clean_title(response.text or "")
+
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -345,7 +377,7 @@ class ReplyGenerator:
             error=describe(exc) if exc else None,
         )
 
-    async def generate(self, event: MessageQueued) -> Outcome:
+    async def generate(self, event: MessageQueued, stopped: asyncio.Event | None = None) -> Outcome:
         """Stream the reply to ``ai.reply.<reply_id>`` and say how it ended; appends no
         ``end`` entry (the caller does, after deciding what to publish).
 
@@ -353,6 +385,7 @@ class ReplyGenerator:
         down, a bug): the entry then stays pending and is tried again later."""
         reply_id = str(event.reply_id)
         contents = build_contents(event.prompt, event.history)
+        stopped = stopped or asyncio.Event()
         draft = Draft()
         dirty = False  # the stream holds tokens of a failed attempt
         attempts = 0
@@ -376,14 +409,22 @@ class ReplyGenerator:
                         )
                     draft = Draft(model=self.settings.gemini_model)
                     try:
-                        await self._attempt(reply_id, contents, draft)
+                        await self._attempt(reply_id, contents, draft, stopped)
                     finally:
                         dirty = bool(draft.parts)
+        except StopRequested:
+            return Outcome(status="cancelled", text=draft.text, attempts=attempts)
         except (errors.APIError, *_TRANSIENT_ERRORS, EmptyReply) as exc:
             return failure(exc, partial_text=draft.text, attempts=attempts)
         return classify(draft, attempts)
 
-    async def _attempt(self, reply_id: str, contents: list[types.Content], draft: Draft) -> None:
+    async def _attempt(
+        self,
+        reply_id: str,
+        contents: list[types.Content],
+        draft: Draft,
+        stopped: asyncio.Event,
+    ) -> None:
         """One request, its chunks appended as they come. Every wait for a chunk is bounded
         by the chunk timeout and by what is left of the attempt's; nothing else is awaited
         under a timeout, so a Redis call can never absorb one (see service._lease)."""
@@ -395,26 +436,35 @@ class ReplyGenerator:
         stream = await self.client.aio.models.generate_content_stream(
             model=self.settings.gemini_model, contents=contents, config=self.config
         )
+        stop_waiter = asyncio.ensure_future(stopped.wait())
         try:
             while True:
                 wait = min(chunk_timeout, deadline - loop.time())
+                if stopped.is_set():
+                    raise StopRequested
+                if wait <= 0:
+                    raise ModelTimeout(f"attempt took longer than {request_timeout:g}s")
+                next_chunk = asyncio.ensure_future(anext(stream))
+                done, _ = await asyncio.wait(
+                    {next_chunk, stop_waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_chunk not in done:
+                    next_chunk.cancel()
+                    await asyncio.gather(next_chunk, return_exceptions=True)
+                    if stop_waiter in done:
+                        raise StopRequested
+                    if wait < chunk_timeout:
+                        raise ModelTimeout(f"attempt took longer than {request_timeout:g}s")
+                    raise ModelTimeout(f"no chunk for {chunk_timeout:g}s")
                 try:
-                    if wait <= 0:
-                        raise TimeoutError
-                    async with asyncio.timeout(wait):
-                        chunk = await anext(stream)
+                    chunk = next_chunk.result()
                 except StopAsyncIteration:
                     break
-                except TimeoutError as exc:
-                    if wait < chunk_timeout:
-                        message = f"attempt took longer than {request_timeout:g}s"
-                    else:
-                        message = f"no chunk for {chunk_timeout:g}s"
-                    raise ModelTimeout(message) from exc
                 await self._take(reply_id, chunk, draft)
                 if draft.prompt_block:
                     return
         finally:
+            stop_waiter.cancel()
             await stream.aclose()
         if not draft.parts and draft.finish_reason is None:
             raise EmptyReply("the stream ended without text or a finish reason")

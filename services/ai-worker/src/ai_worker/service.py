@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -29,9 +29,16 @@ from redis.exceptions import RedisError
 
 from ai_worker.generation import Outcome, ReplyGenerator
 from ai_worker.settings import Settings
+from ai_worker.stops import StopWatcher
 from shared import replies
 from shared.aio import sleep_unless
-from shared.events import MessageQueued, ReplyCompleted, ReplyFailed, TokenUsage
+from shared.events import (
+    ChatroomTitleSuggested,
+    MessageQueued,
+    ReplyCompleted,
+    ReplyFailed,
+    TokenUsage,
+)
 from shared.outbox import publish_now, stream_for
 
 log = structlog.get_logger(__name__)
@@ -61,6 +68,7 @@ class WorkerContext:
     redis: Redis
     generator: ReplyGenerator
     result_stream: str = RESULT_STREAM
+    stops: StopWatcher | None = None
 
     @property
     def ttl(self) -> int:
@@ -188,6 +196,35 @@ async def _publish(
     )
 
 
+@contextlib.contextmanager
+def _stop_signal(ctx: WorkerContext, reply_id: str) -> Iterator[asyncio.Event]:
+    if ctx.stops is None:
+        yield asyncio.Event()
+        return
+    with ctx.stops.watch(reply_id) as stopped:
+        yield stopped
+
+
+async def _suggest_title(
+    ctx: WorkerContext, event: MessageQueued, outcome: Outcome, correlation_id: str | None
+) -> None:
+    try:
+        title = await ctx.generator.title(event.prompt, outcome.text)
+    except Exception as exc:  # a room without a title is no failure of the reply
+        log.warning("reply.title_failed", error=repr(exc))
+        return
+    if not title:
+        return
+    await publish_now(
+        ctx.redis,
+        ChatroomTitleSuggested(chatroom_id=event.chatroom_id, user_id=event.user_id, title=title),
+        producer=PRODUCER,
+        stream=ctx.result_stream,
+        correlation_id=correlation_id,
+    )
+    log.info("reply.title_suggested", title=title)
+
+
 async def answer_message(
     ctx: WorkerContext, event: MessageQueued, *, correlation_id: str | None = None
 ) -> None:
@@ -199,6 +236,9 @@ async def answer_message(
             return
         so_far = await replies.read_all(ctx.redis, reply_id)
         if so_far.end is not None:
+            if so_far.end.get("status") == "cancelled":
+                log.info("reply.already_stopped")
+                return
             outcome = stored_outcome(so_far)
             await _publish(ctx, event, outcome, correlation_id)
             log.info("reply.republished", status=outcome.status)
@@ -214,10 +254,23 @@ async def answer_message(
             prompt_chars=len(event.prompt),
             resumed=so_far.started,
         )
-        outcome = await ctx.generator.generate(event)
+        with _stop_signal(ctx, reply_id) as stopped:
+            if await ctx.redis.exists(replies.stop_key(reply_id)):
+                stopped.set()  # stopped before it started: nothing to generate
+            outcome = (
+                Outcome(status="cancelled")
+                if stopped.is_set()
+                else await ctx.generator.generate(event, stopped)
+            )
         # end before the event: a crash in between is healed by the next delivery.
         await _append_end(ctx, reply_id, outcome)
+        if outcome.status == "cancelled":
+            # Chat stored the reply as cancelled when the user stopped it: nothing to send.
+            log.info("reply.stopped", partial_chars=len(outcome.text))
+            return
         await _publish(ctx, event, outcome, correlation_id)
+        if outcome.status == "completed" and event.want_title:
+            await _suggest_title(ctx, event, outcome, correlation_id)
 
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     if outcome.status == "completed":

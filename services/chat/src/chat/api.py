@@ -25,6 +25,11 @@ from chat.schemas import (
     MessageOut,
     MessageQueuedData,
     MessageQueuedOut,
+    NewChatroomIn,
+    RegeneratedData,
+    RegeneratedOut,
+    ReplyData,
+    ReplyOut,
     ReplyRef,
     UsageData,
     UsageOut,
@@ -83,6 +88,7 @@ def message_out(message: Message) -> MessageOut:
         reply_to=str(message.reply_to) if message.reply_to else None,
         error=message.error,
         error_code=message.error_code,
+        superseded_by=str(message.superseded_by) if message.superseded_by else None,
     )
 
 
@@ -99,8 +105,10 @@ router = APIRouter(prefix="/api/v1", tags=["chat"])
     response_model=ChatroomCreatedOut,
     responses=error_responses(400, 401),
 )
-async def create_chatroom(body: ChatroomIn, user: UserId, uow: Uow, ctx: Ctx) -> ChatroomCreatedOut:
-    room = await service.create_chatroom(uow, ctx, user, body.name)
+async def create_chatroom(
+    user: UserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
+) -> ChatroomCreatedOut:
+    room = await service.create_chatroom(uow, ctx, user, body.name if body else None)
     return ChatroomCreatedOut(
         message="Chatroom created successfully.", data=ChatroomData(chatroom=room_out(room))
     )
@@ -189,6 +197,43 @@ async def send_message(
         data=MessageQueuedData(
             message=message_out(queued.prompt),
             reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),  # type: ignore[arg-type]
+        ),
+    )
+
+
+@router.post(
+    "/chatroom/{chatroom_id}/message/{reply_id}/stop",
+    response_model=ReplyOut,
+    responses=error_responses(401, 404),
+)
+async def stop_reply(chatroom_id: str, reply_id: str, user: UserId, uow: Uow, ctx: Ctx) -> ReplyOut:
+    """Stop a reply being generated: it ends ``cancelled`` with the text so far. A reply
+    that already finished is returned as it is."""
+    reply = await service.stop_reply(uow, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
+    return ReplyOut(message="Reply stopped.", data=ReplyData(reply=message_out(reply)))
+
+
+@router.post(
+    "/chatroom/{chatroom_id}/message/{reply_id}/regenerate",
+    status_code=201,
+    response_model=RegeneratedOut,
+    responses=error_responses(401, 404, 409, 429),
+)
+async def regenerate_reply(
+    chatroom_id: str, reply_id: str, response: Response, user: UserId, uow: Uow, ctx: Ctx
+) -> RegeneratedOut:
+    """A new reply to the same prompt (the quota applies); the old one is kept, marked
+    ``supersededBy`` the new one. Only the room's last reply, once it is final."""
+    room_id, old_id = _uuid(chatroom_id), _uuid(reply_id, "Reply")
+    queued = await service.regenerate_reply(uow, ctx, user, room_id, old_id, correlation_id.get())
+    response.headers.update(service.rate_limit_headers(queued.usage))
+    previous = await service.get_reply(uow, user, room_id, old_id)
+    reply = queued.reply
+    return RegeneratedOut(
+        message="Regenerating the reply.",
+        data=RegeneratedData(
+            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),  # type: ignore[arg-type]
+            previous=message_out(previous),
         ),
     )
 

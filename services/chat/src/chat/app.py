@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from chat import service
 from chat.api import router
-from chat.handlers import HANDLERS
+from chat.handlers import handlers
 from chat.service import ChatContext
 from chat.settings import Settings
 from shared.aio import Background, sleep_unless
@@ -63,15 +63,16 @@ def create_app(settings: Settings) -> FastAPI:
         redis = open_redis(settings.redis_url)
         app.state.pool = pool
         app.state.redis = redis
-        app.state.chat = ChatContext(settings=settings, redis=redis)
+        app.state.chat = ctx = ChatContext(settings=settings, redis=redis)
+        handled = handlers(ctx)
         relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=SCHEMA)
         consumer = StreamConsumer(
             redis,
             group="chat",
             name=consumer_name("chat"),
             streams=CONSUMES,
-            types={cls.type_name() for cls in HANDLERS},
-            process=inbox_processor(pool, HANDLERS),
+            types={cls.type_name() for cls in handled},
+            process=inbox_processor(pool, handled),
             concurrency=8,
             claim_idle_ms=int(settings.claim_idle_seconds * 1000),
             max_deliveries=settings.max_deliveries,

@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import structlog
 
 from chat import repository, service
+from chat.service import ChatContext
 from shared.db import UnitOfWork
-from shared.events import ReplyCompleted, ReplyFailed, SubscriptionChanged
+from shared.events import (
+    ChatroomTitleSuggested,
+    Event,
+    ReplyCompleted,
+    ReplyFailed,
+    SubscriptionChanged,
+)
 from shared.tiers import project_subscription_changed
 
 log = structlog.get_logger(__name__)
@@ -41,8 +51,16 @@ async def on_subscription_changed(event: SubscriptionChanged, uow: UnitOfWork) -
     log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 
-HANDLERS = {
-    ReplyCompleted: on_reply_completed,
-    ReplyFailed: on_reply_failed,
-    SubscriptionChanged: on_subscription_changed,
-}
+def handlers(ctx: ChatContext) -> dict[type[Event], Callable[[Any, UnitOfWork], Awaitable[None]]]:
+    """Each consumed event type and its handler (those that touch Redis get ``ctx``)."""
+
+    async def on_chatroom_title_suggested(event: ChatroomTitleSuggested, uow: UnitOfWork) -> None:
+        renamed = await service.apply_title(uow, ctx, event.chatroom_id, event.user_id, event.title)
+        log.info("chat.title_suggested", chatroom_id=str(event.chatroom_id), renamed=renamed)
+
+    return {
+        ReplyCompleted: on_reply_completed,
+        ReplyFailed: on_reply_failed,
+        SubscriptionChanged: on_subscription_changed,
+        ChatroomTitleSuggested: on_chatroom_title_suggested,
+    }

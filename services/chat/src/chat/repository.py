@@ -17,6 +17,7 @@ class Chatroom:
     id: uuid.UUID
     user_id: uuid.UUID
     name: str
+    auto_title: bool
     created_at: datetime
     updated_at: datetime
 
@@ -35,14 +36,15 @@ class Message:
     error: str | None
     quota_day: date | None
     attempts: int
+    superseded_by: uuid.UUID | None
     created_at: datetime
     completed_at: datetime | None
 
 
-_ROOM = "id, user_id, name, created_at, updated_at"
+_ROOM = "id, user_id, name, auto_title, created_at, updated_at"
 _MSG = (
     "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
-    " quota_day, attempts, created_at, completed_at"
+    " quota_day, attempts, superseded_by, created_at, completed_at"
 )
 
 
@@ -50,12 +52,13 @@ _MSG = (
 
 
 async def insert_chatroom(
-    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, name: str
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, name: str, auto_title: bool
 ) -> Chatroom:
     async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
         await cur.execute(
-            f"INSERT INTO chatrooms (id, user_id, name) VALUES (%s, %s, %s) RETURNING {_ROOM}",
-            (room_id, user_id, name),
+            f"INSERT INTO chatrooms (id, user_id, name, auto_title) VALUES (%s, %s, %s, %s)"
+            f" RETURNING {_ROOM}",
+            (room_id, user_id, name, auto_title),
         )
         room = await cur.fetchone()
     assert room is not None
@@ -103,7 +106,7 @@ async def rename_chatroom(
 ) -> Chatroom | None:
     async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
         await cur.execute(
-            f"UPDATE chatrooms SET name = %s, updated_at = clock_timestamp()"
+            f"UPDATE chatrooms SET name = %s, auto_title = false, updated_at = clock_timestamp()"
             f" WHERE id = %s AND user_id = %s RETURNING {_ROOM}",
             (name, room_id, user_id),
         )
@@ -192,6 +195,7 @@ async def conversation_before(
         """
         SELECT role, content FROM messages
          WHERE chatroom_id = %s AND seq < %s AND status = 'completed' AND content <> ''
+           AND superseded_by IS NULL
          ORDER BY seq DESC LIMIT %s
         """,
         (chatroom_id, before_seq, limit),
@@ -261,6 +265,57 @@ async def stale_pending_replies(
             (queued_before, limit),
         )
         return await cur.fetchall()
+
+
+async def set_auto_title(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, title: str
+) -> bool:
+    """Rename a room that still awaits its automatic title; False if the user named it."""
+    cur = await conn.execute(
+        "UPDATE chatrooms SET name = %s, auto_title = false, updated_at = clock_timestamp()"
+        " WHERE id = %s AND user_id = %s AND auto_title",
+        (title, room_id, user_id),
+    )
+    return cur.rowcount == 1
+
+
+async def count_prompts(conn: AsyncConnection, room_id: uuid.UUID) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM messages WHERE chatroom_id = %s AND role = 'USER'", (room_id,)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def latest_reply_id(conn: AsyncConnection, room_id: uuid.UUID) -> uuid.UUID | None:
+    cur = await conn.execute(
+        "SELECT id FROM messages WHERE chatroom_id = %s AND role = 'GEMINI'"
+        " ORDER BY seq DESC LIMIT 1",
+        (room_id,),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def supersede(conn: AsyncConnection, old_id: uuid.UUID, new_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE messages SET superseded_by = %s WHERE id = %s", (new_id, old_id))
+
+
+async def cancel_reply(
+    conn: AsyncConnection, reply_id: uuid.UUID, text_so_far: str
+) -> Message | None:
+    """Stop a pending reply, keeping what was produced; None when it was already final."""
+    async with conn.cursor(row_factory=class_row(Message)) as cur:
+        await cur.execute(
+            f"""
+            UPDATE messages
+               SET status = 'cancelled', content = %s, completed_at = clock_timestamp()
+             WHERE id = %s AND role = 'GEMINI' AND status IN ('queued', 'generating')
+            RETURNING {_MSG}
+            """,
+            (text_so_far, reply_id),
+        )
+        return await cur.fetchone()
 
 
 async def mark_requeued(conn: AsyncConnection, reply_id: uuid.UUID) -> int:

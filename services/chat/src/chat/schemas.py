@@ -16,6 +16,15 @@ class ChatroomIn(CamelModel):
     name: str = Field(min_length=1, max_length=1000, examples=["chatroom 01 basic"])
 
 
+class NewChatroomIn(CamelModel):
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description='Omitted: "New chat", titled automatically after the first exchange.',
+    )
+
+
 class MessageIn(CamelModel):
     content: str = Field(min_length=1, max_length=100_000, examples=["what is yoga?"])
 
@@ -39,6 +48,9 @@ class MessageOut(CamelModel):
     reply_to: str | None = None
     error: str | None = None
     error_code: str | None = None
+    superseded_by: str | None = Field(
+        default=None, description="The reply that regenerated this one (this one is history)."
+    )
 
 
 class ChatroomWithMessages(ChatroomOut):
@@ -96,6 +108,27 @@ class MessageQueuedOut(CamelModel):
     status: Literal["success"] = "success"
     message: str
     data: MessageQueuedData
+
+
+class ReplyData(CamelModel):
+    reply: MessageOut
+
+
+class ReplyOut(CamelModel):
+    status: Literal["success"] = "success"
+    message: str
+    data: ReplyData
+
+
+class RegeneratedData(CamelModel):
+    reply: ReplyRef
+    previous: MessageOut
+
+
+class RegeneratedOut(CamelModel):
+    status: Literal["success"] = "success"
+    message: str
+    data: RegeneratedData
 
 
 class UsageData(CamelModel):

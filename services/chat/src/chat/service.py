@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from chat import repository
 from chat.repository import Chatroom, Message
 from chat.settings import Settings
-from shared import outbox
+from shared import outbox, replies
 from shared.db import UnitOfWork
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
 from shared.events import HistoryTurn, MessageQueued
@@ -134,12 +134,17 @@ def _room_name(raw: str, settings: Settings) -> str:
     return name
 
 
+DEFAULT_ROOM_NAME = "New chat"
+
+
 async def create_chatroom(
-    uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, raw_name: str
+    uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, raw_name: str | None
 ) -> Chatroom:
-    name = _room_name(raw_name, ctx.settings)
+    """A room; without a name it is "New chat" until its first exchange gives it a title."""
+    auto_title = raw_name is None
+    name = DEFAULT_ROOM_NAME if raw_name is None else _room_name(raw_name, ctx.settings)
     async with uow:
-        room = await repository.insert_chatroom(uow.conn, uuid.uuid4(), user_id, name)
+        room = await repository.insert_chatroom(uow.conn, uuid.uuid4(), user_id, name, auto_title)
         _invalidate_after_commit(uow, ctx, user_id)
     log.info("chat.chatroom_created", chatroom_id=str(room.id))
     return room
@@ -303,6 +308,8 @@ async def _queue(
     reply: Message,
     attempt: int,
     correlation_id: str | None,
+    *,
+    want_title: bool = False,
 ) -> None:
     event = MessageQueued(
         reply_id=reply.id,
@@ -312,8 +319,44 @@ async def _queue(
         prompt=prompt.content,
         history=await _history(uow, settings, prompt),
         attempt=attempt,
+        want_title=want_title,
     )
     await outbox.add(uow.conn, event, producer=PRODUCER, correlation_id=correlation_id)
+
+
+async def _take_quota(
+    uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, now: datetime
+) -> Usage:
+    """Count one prompt against today's quota (Basic), or raise 429 at the limit."""
+    tier = await _tier(uow, user_id, now)
+    limit = ctx.settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+    used = await repository.take_quota_unit(uow.conn, user_id, utc_day(now), limit)
+    if used is None:
+        assert limit is not None
+        raise DailyLimitReached(Usage(tier, limit, limit, next_midnight(now)))
+    return Usage(tier, limit, used, next_midnight(now))
+
+
+async def _new_reply(uow: UnitOfWork, prompt: Message, day: date) -> Message:
+    """A queued reply to ``prompt``; 409 while another reply in the room is pending."""
+    try:
+        async with uow.conn.transaction():  # a savepoint: the conflict is expected
+            return await repository.insert_message(
+                uow.conn,
+                message_id=uuid.uuid4(),
+                chatroom_id=prompt.chatroom_id,
+                user_id=prompt.user_id,
+                role="GEMINI",
+                content="",
+                status="queued",
+                reply_to=prompt.id,
+                quota_day=day,
+            )
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(
+            "A reply in this chatroom is still being generated. Wait for it, then send.",
+            code="reply_pending",
+        ) from None
 
 
 async def queue_message(
@@ -328,17 +371,11 @@ async def queue_message(
     all in one transaction, so a refused or failed send never costs a prompt."""
     content = _prompt_text(raw_content, ctx.settings)
     now = datetime.now(UTC)
-    day = utc_day(now)
     async with uow:
         room = await repository.get_chatroom(uow.conn, room_id, user_id)
         if room is None:
             raise _room_not_found()
-        tier = await _tier(uow, user_id, now)
-        limit = ctx.settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
-        used = await repository.take_quota_unit(uow.conn, user_id, day, limit)
-        if used is None:
-            assert limit is not None
-            raise DailyLimitReached(Usage(tier, limit, limit, next_midnight(now)))
+        usage = await _take_quota(uow, ctx, user_id, now)
         prompt = await repository.insert_message(
             uow.conn,
             message_id=uuid.uuid4(),
@@ -348,27 +385,93 @@ async def queue_message(
             content=content,
             status="completed",
         )
-        try:
-            async with uow.conn.transaction():  # a savepoint: the conflict is expected
-                reply = await repository.insert_message(
-                    uow.conn,
-                    message_id=uuid.uuid4(),
-                    chatroom_id=room_id,
-                    user_id=user_id,
-                    role="GEMINI",
-                    content="",
-                    status="queued",
-                    reply_to=prompt.id,
-                    quota_day=day,
-                )
-        except psycopg.errors.UniqueViolation:
-            raise Conflict(
-                "A reply in this chatroom is still being generated. Wait for it, then send.",
-                code="reply_pending",
-            ) from None
+        reply = await _new_reply(uow, prompt, utc_day(now))
+        first_exchange = await repository.count_prompts(uow.conn, room_id) == 1
+        await _queue(
+            uow,
+            ctx.settings,
+            prompt,
+            reply,
+            1,
+            correlation_id,
+            want_title=room.auto_title and first_exchange,
+        )
+    log.info(
+        "chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply.id), tier=usage.tier
+    )
+    return QueuedPrompt(prompt, reply, usage)
+
+
+async def regenerate_reply(
+    uow: UnitOfWork,
+    ctx: ChatContext,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    reply_id: uuid.UUID,
+    correlation_id: str | None,
+) -> QueuedPrompt:
+    """A new reply to the prompt of the room's last reply (quota applies); the previous
+    reply is kept, marked superseded by the new one."""
+    now = datetime.now(UTC)
+    async with uow:
+        room = await repository.get_chatroom(uow.conn, room_id, user_id, lock=True)
+        old = await repository.get_message(uow.conn, reply_id, room_id, user_id)
+        if room is None or old is None or old.role != "GEMINI" or old.reply_to is None:
+            raise NotFound("Reply not found.", code="reply_not_found")
+        if old.status in repository.PENDING:
+            raise Conflict("This reply is still being generated.", code="reply_pending")
+        if await repository.latest_reply_id(uow.conn, room_id) != old.id:
+            raise Conflict("Only the last reply can be regenerated.", code="not_last_reply")
+        prompt = await repository.get_message_by_id(uow.conn, old.reply_to)
+        assert prompt is not None
+        usage = await _take_quota(uow, ctx, user_id, now)
+        reply = await _new_reply(uow, prompt, utc_day(now))
+        await repository.supersede(uow.conn, old.id, reply.id)
         await _queue(uow, ctx.settings, prompt, reply, 1, correlation_id)
-    log.info("chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply.id), tier=tier)
-    return QueuedPrompt(prompt, reply, Usage(tier, limit, used, next_midnight(now)))
+    log.info("chat.reply_regenerated", reply_id=str(reply.id), superseded=str(old.id))
+    return QueuedPrompt(prompt, reply, usage)
+
+
+async def stop_reply(
+    uow: UnitOfWork,
+    ctx: ChatContext,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    reply_id: uuid.UUID,
+) -> Message:
+    """End a reply being generated as ``cancelled`` with the text produced so far (it
+    still counts against the quota). A reply already final is returned unchanged."""
+    reply = await get_reply(uow, user_id, room_id, reply_id)
+    if reply.status not in repository.PENDING:
+        return reply
+    so_far = await replies.read_all(ctx.redis, str(reply_id))
+    async with uow:
+        cancelled = await repository.cancel_reply(uow.conn, reply_id, so_far.text)
+
+        async def tell_the_worker() -> None:
+            ttl = 3600
+            await replies.request_stop(ctx.redis, str(reply_id), ttl=ttl)
+            # Readers of the live stream see the end at once.
+            await replies.append_end(ctx.redis, str(reply_id), "cancelled", ttl=ttl)
+
+        if cancelled is not None:
+            uow.after_commit(tell_the_worker)
+    if cancelled is None:  # it finished meanwhile
+        return await get_reply(uow, user_id, room_id, reply_id)
+    log.info("chat.reply_stopped", reply_id=str(reply_id), chars=len(cancelled.content))
+    return cancelled
+
+
+async def apply_title(
+    uow: UnitOfWork, ctx: ChatContext, room_id: uuid.UUID, user_id: uuid.UUID, title: str
+) -> bool:
+    """Rename a room to its suggested title, unless the user named it meanwhile. Runs in
+    the caller's (the event handler's) transaction."""
+    name = " ".join(title.split())[: ctx.settings.chatroom_name_max_chars]
+    if not name or not await repository.set_auto_title(uow.conn, room_id, user_id, name):
+        return False
+    _invalidate_after_commit(uow, ctx, user_id)
+    return True
 
 
 async def get_reply(

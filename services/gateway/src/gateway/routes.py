@@ -58,6 +58,8 @@ ROUTES: tuple[Route, ...] = (
     protected("DELETE", "/chatroom/{id}", "chat"),
     protected("POST", "/chatroom/{id}/message", "chat"),
     protected("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
+    protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
+    protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),
     protected("GET", "/usage", "chat"),
     protected("POST", "/subscribe/pro", "billing"),
     protected("GET", "/subscription/status", "billing"),

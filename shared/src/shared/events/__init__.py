@@ -12,6 +12,7 @@ A consumer decodes any older version it meets: :data:`UPCASTERS` maps
 """
 
 from shared.events.catalog import (
+    ChatroomTitleSuggested,
     HistoryTurn,
     MessageQueued,
     ReplyCompleted,
@@ -33,6 +34,7 @@ from shared.events.envelope import (
 __all__ = [
     "CATALOG",
     "UPCASTERS",
+    "ChatroomTitleSuggested",
     "Envelope",
     "Event",
     "HistoryTurn",

@@ -47,6 +47,9 @@ class MessageQueued(Event):
     prompt: str
     history: list[HistoryTurn] = Field(default_factory=list)
     attempt: int = Field(default=1, ge=1, description="1, then 2.. when re-queued")
+    want_title: bool = Field(
+        default=False, description="the chatroom awaits an automatic title from this exchange"
+    )
 
 
 @register
@@ -73,6 +76,15 @@ class ReplyFailed(Event):
     reason: str = Field(description="machine-readable: safety_block, model_error, ...")
     message: str = Field(description="readable by the user")
     partial_text: str = ""
+
+
+@register
+class ChatroomTitleSuggested(Event):
+    """ai-worker: a short title for a chatroom, from its first exchange."""
+
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    title: str = Field(min_length=1, max_length=100)
 
 
 @register
