@@ -129,7 +129,12 @@ def test_dot_env_does_not_override_the_real_environment(
 
 
 def test_development_defaults_keep_what_is_set(tmp_path: Path) -> None:
-    env = {"NODE_ENV": "production", "PORT": "9000", "JWT_SECRET": "mine"}
+    env = {
+        "NODE_ENV": "production",
+        "PORT": "9000",
+        "JWT_SECRET": "mine",
+        "STRIPE_WEBHOOK_SECRET": "whsec_mine",
+    }
 
     _development_defaults(env, tmp_path)
 
@@ -137,5 +142,15 @@ def test_development_defaults_keep_what_is_set(tmp_path: Path) -> None:
         "NODE_ENV": "production",
         "PORT": "9000",
         "JWT_SECRET": "mine",
+        "STRIPE_WEBHOOK_SECRET": "whsec_mine",
         "OTP_DELIVERY": "response",
     }
+
+
+def test_development_generates_a_webhook_secret_once(tmp_path: Path) -> None:
+    first: dict[str, str] = {}
+    second: dict[str, str] = {}
+    _development_defaults(first, tmp_path)
+    _development_defaults(second, tmp_path)
+    assert first["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+    assert first["STRIPE_WEBHOOK_SECRET"] == second["STRIPE_WEBHOOK_SECRET"]
