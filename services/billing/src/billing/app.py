@@ -12,12 +12,11 @@ from billing.api import router
 from billing.service import BillingContext
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
-from shared.aio import Background, sleep_unless
-from shared.db import UnitOfWork, open_pool
+from shared.aio import sleep_unless
+from shared.db import UnitOfWork
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
-from shared.outbox import OutboxRelay
-from shared.redis import open_redis
+from shared.runtime import service_runtime
 
 SCHEMA = "billing"
 
@@ -43,26 +42,10 @@ def reprocessor(app: FastAPI, settings: Settings) -> Callable[[asyncio.Event], A
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(
-            settings.database_url,
-            SCHEMA,
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-        )
-        redis = open_redis(settings.redis_url)
-        app.state.pool, app.state.redis = pool, redis
-        app.state.billing = BillingContext(settings=settings, stripe=StripeApi(settings))
-        background = Background()
-        relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=SCHEMA)
-        app.state.relay = relay
-        background.start("outbox-relay", relay.run)
-        background.start("reprocessor", reprocessor(app, settings))
-        try:
+        async with service_runtime(app, settings, SCHEMA) as runtime:
+            app.state.billing = BillingContext(settings=settings, stripe=StripeApi(settings))
+            runtime.background.start("reprocessor", reprocessor(app, settings))
             yield
-        finally:
-            await background.shutdown(grace=10)
-            await redis.aclose()
-            await pool.close()
 
     app = create_service_app(
         title="Gemini Backend: billing",

@@ -13,13 +13,11 @@ from chat.api import router
 from chat.handlers import handlers
 from chat.service import ChatContext
 from chat.settings import Settings
-from shared.aio import Background, sleep_unless
-from shared.consumer import StreamConsumer, consumer_name, inbox_processor
-from shared.db import UnitOfWork, open_pool
+from shared.aio import sleep_unless
+from shared.db import UnitOfWork
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
-from shared.outbox import OutboxRelay
-from shared.redis import open_redis
+from shared.runtime import service_runtime
 
 SCHEMA = "chat"
 CONSUMES = ["ai.events", "billing.events"]
@@ -54,40 +52,17 @@ def reconciler(app: FastAPI, settings: Settings) -> Callable[[asyncio.Event], Aw
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(
-            settings.database_url,
-            SCHEMA,
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-        )
-        redis = open_redis(settings.redis_url)
-        app.state.pool = pool
-        app.state.redis = redis
-        app.state.chat = ctx = ChatContext(settings=settings, redis=redis)
-        handled = handlers(ctx)
-        relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=SCHEMA)
-        consumer = StreamConsumer(
-            redis,
-            group="chat",
-            name=consumer_name("chat"),
-            streams=CONSUMES,
-            types={cls.type_name() for cls in handled},
-            process=inbox_processor(pool, handled),
-            concurrency=8,
-            claim_idle_ms=int(settings.claim_idle_seconds * 1000),
-            max_deliveries=settings.max_deliveries,
-        )
-        app.state.relay, app.state.consumer = relay, consumer
-        background = Background()
-        background.start("outbox-relay", relay.run)
-        background.start("consumer", consumer.run)
-        background.start("reconciler", reconciler(app, settings))
-        try:
+        async with service_runtime(app, settings, SCHEMA) as runtime:
+            app.state.chat = ctx = ChatContext(settings=settings, redis=runtime.redis)
+            runtime.consume(
+                "chat",
+                CONSUMES,
+                handlers(ctx),
+                claim_idle_seconds=settings.claim_idle_seconds,
+                max_deliveries=settings.max_deliveries,
+            )
+            runtime.background.start("reconciler", reconciler(app, settings))
             yield
-        finally:
-            await background.shutdown(grace=10)
-            await redis.aclose()
-            await pool.close()
 
     app = create_service_app(
         title="Gemini Backend: chat",

@@ -1,0 +1,83 @@
+"""What a service with a database runs for its lifetime: the Postgres pool, the Redis
+client, the outbox relay, and its event consumers. Opened in the app's lifespan and put
+on ``app.state`` (``pool``, ``redis``, ``relay``, ``consumer``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from shared.aio import Background
+from shared.consumer import StreamConsumer, consumer_name, inbox_processor
+from shared.db import UnitOfWork, open_pool
+from shared.events import Event
+from shared.outbox import OutboxRelay
+from shared.redis import open_redis
+from shared.settings import ServiceSettings
+
+Handlers = Mapping[type[Event], Callable[[Any, UnitOfWork], Awaitable[None]]]
+
+
+@dataclass
+class Runtime:
+    app: FastAPI
+    settings: ServiceSettings
+    pool: AsyncConnectionPool
+    redis: Redis
+    background: Background
+
+    def consume(
+        self,
+        service: str,
+        streams: list[str],
+        handlers: Handlers,
+        *,
+        claim_idle_seconds: float,
+        max_deliveries: int,
+        concurrency: int = 8,
+    ) -> StreamConsumer:
+        """Start consuming ``streams`` as group ``service``, each event applied once (the
+        inbox) in a transaction with its handler's effects."""
+        consumer = StreamConsumer(
+            self.redis,
+            group=service,
+            name=consumer_name(service),
+            streams=streams,
+            types={cls.type_name() for cls in handlers},
+            process=inbox_processor(self.pool, handlers),
+            concurrency=concurrency,
+            claim_idle_ms=int(claim_idle_seconds * 1000),
+            max_deliveries=max_deliveries,
+        )
+        self.app.state.consumer = consumer
+        self.background.start("consumer", consumer.run)
+        return consumer
+
+
+@asynccontextmanager
+async def service_runtime(
+    app: FastAPI, settings: ServiceSettings, schema: str
+) -> AsyncIterator[Runtime]:
+    pool = await open_pool(
+        settings.database_url,
+        schema,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+    )
+    redis = open_redis(settings.redis_url)
+    background = Background()
+    relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=schema)
+    app.state.pool, app.state.redis, app.state.relay = pool, redis, relay
+    background.start("outbox-relay", relay.run)
+    try:
+        yield Runtime(app, settings, pool, redis, background)
+    finally:
+        await background.shutdown(grace=10)
+        await redis.aclose()
+        await pool.close()
