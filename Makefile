@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint format clean
+.PHONY: install chromium run test bench lint format clean
 
 install: $(STAMP)
 
@@ -22,8 +22,24 @@ $(STAMP): constraints.txt requirements-dev.txt shared/pyproject.toml $(foreach s
 run: install
 	@$(PY) -m dev run
 
-test: install
+test: install chromium
 	@$(PY) -m dev test $(ARGS)
+
+# The browser tests (tests/browser) drive Debian's chromium; nothing downloads a browser.
+# Installed here when it is missing and we are root with apt-get; when it cannot be, those
+# tests fail and say why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests (apt-get)..."; \
+		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+		if apt-get update -qq >$$log 2>&1 \
+			&& apt-get install -y -qq --no-install-recommends chromium >>$$log 2>&1; then \
+			rm -f $$log; \
+		else \
+			cat $$log; rm -f $$log; \
+			echo "warning: chromium could not be installed; the browser tests will fail"; \
+		fi; \
+	fi
 
 # Benchmarks print figures (see BENCHMARKS.md); they start their own stack.
 bench: install

@@ -64,6 +64,8 @@ def _development_defaults(env: dict[str, str], data_dir: Path) -> None:
         env["APP_ENV"] = "development"
     env.setdefault("OTP_DELIVERY", "response")
     env.setdefault("PORT", "8000")
+    # The web client is served by the gateway: Checkout returns to it.
+    env.setdefault("CLIENT_URL", f"http://localhost:{env['PORT']}")
     if not env.get("JWT_SECRET"):
         env["JWT_SECRET"] = dev_jwt_secret(data_dir)
     if not env.get("STRIPE_WEBHOOK_SECRET"):

@@ -144,6 +144,7 @@ def test_development_defaults_keep_what_is_set(tmp_path: Path) -> None:
         "JWT_SECRET": "mine",
         "STRIPE_WEBHOOK_SECRET": "whsec_mine",
         "OTP_DELIVERY": "response",
+        "CLIENT_URL": "http://localhost:9000",
     }
 
 

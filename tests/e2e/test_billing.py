@@ -351,6 +351,20 @@ async def test_rebuild_from_the_event_log_gives_the_same_projection(
 
     await customer.until("past_due", past_due)
 
+    async def quiet() -> bool:
+        """No webhook in flight at the simulator and none stored unprocessed: a late
+        delivery would otherwise add a snapshot between the two reads below."""
+        events = (await stripe_sim.get("/_sim/events")).json()["events"]
+        if any(e.get("in_flight") for e in events):
+            return False
+        with psycopg.connect(database_url) as conn:
+            (pending,) = conn.execute(
+                "SELECT count(*) FROM billing.stripe_events WHERE processed_at IS NULL"
+            ).fetchone()
+        return pending == 0
+
+    await customer.until("every webhook applied", quiet)
+
     def projection() -> list:
         with psycopg.connect(database_url) as conn:
             subs = conn.execute(

@@ -2,17 +2,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.routing import Route, request_response
+from starlette.routing import Mount, Route, request_response
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from gateway.authentication import TokenStates, authenticate
@@ -35,6 +38,15 @@ CORS_EXPOSE_HEADERS = [
     "X-RateLimit-Reset",
 ]
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"]
+# The web client: plain files, no build step. Its pages are the paths it routes itself.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CLIENT_PAGES = ("/", "/login", "/success", "/cancel", "/c/{chatroom_id}")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# No hashed file names, so the browser revalidates every file (a 304 while unchanged).
+CLIENT_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
 class UpstreamNotReady(Exception):
@@ -79,6 +91,21 @@ class _AnyMethod:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+class _ClientFiles(StaticFiles):
+    """``/static/...``: the web client's files (404/405 raised, so in the JSON envelope)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(CLIENT_HEADERS)
+        return response
+
+
+async def client_page(_: Request) -> FileResponse:
+    """Every page of the web client is its index.html; the client renders the path."""
+    headers = {**CLIENT_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=headers)
 
 
 async def openapi_endpoint(request: Request) -> JSONResponse:
@@ -165,6 +192,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_route("/openapi.json", openapi_endpoint, methods=["GET"], include_in_schema=False)
     app.add_route("/docs", docs_endpoint, methods=["GET"], include_in_schema=False)
+    for page in CLIENT_PAGES:
+        app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
+    app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))
     # Last: everything else, any method, goes through the route table.
     app.router.routes.append(Route("/{path:path}", _AnyMethod(gateway_endpoint)))
     return app

@@ -1,0 +1,67 @@
+"""The whole stack as processes (the same launcher `make run` uses), on free ports, against
+this test session's own database: shared by the end-to-end and the browser tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dev.stack import Stack, free_port
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+BASIC_LIMIT = 3
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database_url: str, redis_url: str, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    # Its own Redis database: the in-process suites use the streams of db 15 with the
+    # same consumer group names, and must not share them with these processes.
+    e2e_redis_url = redis_url.rsplit("/", 1)[0] + "/14"
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    port = free_port()
+    env.update(
+        APP_ENV="test",
+        DATABASE_URL=database_url,
+        REDIS_URL=e2e_redis_url,
+        JWT_SECRET=jwt_secret,
+        PORT=str(port),
+        AUTH_URL=f"http://127.0.0.1:{free_port()}",
+        CHAT_URL=f"http://127.0.0.1:{free_port()}",
+        BILLING_URL=f"http://127.0.0.1:{free_port()}",
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+        STRIPE_WEBHOOK_SECRET="whsec_e2e_" + "k" * 32,
+        # The web client is served by the gateway: Checkout returns to it.
+        CLIENT_URL=f"http://127.0.0.1:{port}",
+        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
+        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        GEMINI_SIM_TOKEN_DELAY_MS="20",
+        BASIC_TIER_DAILY_PROMPT_LIMIT=str(BASIC_LIMIT),
+        # Short deadlines, so crash recovery is observable within a test.
+        CLAIM_IDLE_SECONDS="5",
+        RECONCILE_INTERVAL_SECONDS="1",
+        RECONCILE_AFTER_SECONDS="60",
+        RETRY_BUDGET_SECONDS="20",
+        OTP_DELIVERY="response",
+        OTP_RESEND_COOLDOWN_SECONDS="0",
+        OTP_SENDS_PER_IP_PER_HOUR="10000",
+        LOG_LEVEL="INFO",
+    )
+    log_dir = ARTIFACTS / "e2e-logs"
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    with Stack(env, log_dir=log_dir, cwd=tmp_path_factory.mktemp("stack")) as running:
+        running.migrate()
+        running.start()
+        running.wait_healthy(60)
+        yield running
+
+
+@pytest.fixture
+def basic_limit() -> int:
+    return BASIC_LIMIT
