@@ -176,10 +176,13 @@ async def test_safety_block_ends_blocked(api, person):
     assert (await person.usage())["used"] == 1  # a blocked prompt still counts
 
 
-async def test_permanent_error_fails_and_gives_the_quota_unit_back(api, person):
+async def test_permanent_error_fails_and_gives_the_quota_unit_back(api, person, basic_limit):
     room = await person.room()
-    reply = await person.ask(room, "[sim:400] malformed for the model")
-    assert (await person.usage())["used"] == 1
+    sent = await person.send(room, "[sim:400] malformed for the model")
+    assert sent.status_code == 201
+    # Counted when accepted (the refund may already have happened by the next request).
+    assert sent.headers["x-ratelimit-remaining"] == str(basic_limit - 1)
+    reply = sent.json()["data"]["reply"]
     stored = await person.final_reply(room, reply["id"])
     assert stored["status"] == "failed"
     assert stored["error"]
