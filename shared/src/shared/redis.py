@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+def reconnecting() -> Retry:
+    """Retry a command twice on a broken connection: after Redis restarts, the pooled
+    connections to the old server fail once; a fresh one succeeds."""
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
 
 
 def open_redis(url: str) -> Redis:
@@ -12,4 +21,6 @@ def open_redis(url: str) -> Redis:
         socket_connect_timeout=2,
         socket_timeout=10,
         health_check_interval=30,
+        retry=reconnecting(),
+        retry_on_error=[RedisConnectionError],
     )

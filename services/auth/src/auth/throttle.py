@@ -16,9 +16,11 @@ from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from auth.settings import Settings
 from shared.errors import RateLimited, ServiceUnavailable
+from shared.redis import reconnecting
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -37,7 +39,12 @@ class Throttle:
     def __init__(self, settings: Settings) -> None:
         url = settings.redis_url
         self.storage = RedisStorage(
-            f"async+{url}", implementation="redispy", key_prefix="auth-limits", wrap_exceptions=True
+            f"async+{url}",
+            implementation="redispy",
+            key_prefix="auth-limits",
+            wrap_exceptions=True,
+            retry=reconnecting(),
+            retry_on_error=[RedisConnectionError],
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
         cooldown = settings.otp_resend_cooldown_seconds
