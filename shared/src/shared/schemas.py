@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -17,6 +17,14 @@ class CamelModel(BaseModel):
         coerce_numbers_to_str=True,
         extra="ignore",
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: object) -> object:
+        """PostgreSQL text cannot hold NUL: refuse it with a 400, not a 500 at the INSERT."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class FieldError(BaseModel):

@@ -337,16 +337,18 @@ async def take_quota_unit(
     """Count one prompt for ``day``; the new count, or None when ``limit`` is reached.
 
     Atomic: the conflict path locks the (user, day) row, so concurrent requests queue up
-    behind each other and no interleaving can go past the limit.
+    behind each other and no interleaving can go past the limit. A limit of 0 refuses the
+    day's first prompt too (no row is inserted).
     """
     cur = await conn.execute(
         """
-        INSERT INTO daily_usage AS u (user_id, day, used) VALUES (%s, %s, 1)
+        INSERT INTO daily_usage AS u (user_id, day, used)
+        SELECT %(user_id)s, %(day)s, 1 WHERE %(limit)s::integer IS NULL OR %(limit)s > 0
         ON CONFLICT ON CONSTRAINT daily_usage_pkey
-        DO UPDATE SET used = u.used + 1 WHERE %s::integer IS NULL OR u.used < %s
+        DO UPDATE SET used = u.used + 1 WHERE %(limit)s::integer IS NULL OR u.used < %(limit)s
         RETURNING used
         """,
-        (user_id, day, limit, limit),
+        {"user_id": user_id, "day": day, "limit": limit},
     )
     row = await cur.fetchone()
     return int(row[0]) if row else None

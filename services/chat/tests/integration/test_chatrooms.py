@@ -131,3 +131,18 @@ async def test_routes_need_a_token(client):
     response = await client.get("/api/v1/chatroom")
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
+
+
+async def test_nul_characters_are_400_not_500(api, client, user):
+    # Found by tests/fuzz: PostgreSQL text cannot hold NUL, so the INSERT failed with a 500.
+    room = await api.new_room(user)
+    for method, path, body in (
+        ("POST", "/api/v1/chatroom", {"name": "a\x00b"}),
+        ("PATCH", f"/api/v1/chatroom/{room['id']}", {"name": "\x00"}),
+        ("POST", f"/api/v1/chatroom/{room['id']}/message", {"content": "hi\x00"}),
+    ):
+        response = await client.request(method, path, json=body, headers=user.headers)
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert body["errors"][0]["field"] in {"name", "content"}

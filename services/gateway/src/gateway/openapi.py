@@ -20,6 +20,7 @@ import aiohttp
 import structlog
 
 from gateway.routes import ROUTE_TABLE
+from shared.schemas import ErrorBody
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,53 @@ GATEWAY_PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+# What the gateway itself may answer for a proxied operation, whatever the service documents.
+_GATEWAY_ERRORS = {
+    "502": "The service sent an invalid response",
+    "503": "The service is unavailable",
+    "504": "The service did not answer in time",
+}
+_AUTH_ERROR = {"401": "Missing, invalid, expired or revoked bearer token"}
+_BODY_ERROR = {"413": "The request body is too large"}
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"$ref"}:
+            return _inline_refs(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+        return {key: _inline_refs(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, defs) for item in node]
+    return node
+
+
+def _error_envelope() -> dict[str, Any]:
+    """The error envelope's JSON schema, self-contained: no component to merge or clash."""
+    schema = ErrorBody.model_json_schema()
+    return _inline_refs(schema, schema.pop("$defs", {}))
+
+
+ERROR_ENVELOPE = _error_envelope()
+
+
+def _add_gateway_errors(operation: dict[str, Any], requires_auth: bool) -> None:
+    """Document the gateway's own error answers on an operation that does not already."""
+    errors = dict(_GATEWAY_ERRORS)
+    if requires_auth:
+        errors |= _AUTH_ERROR
+    if "requestBody" in operation:
+        errors |= _BODY_ERROR
+    responses = operation.setdefault("responses", {})
+    for status, description in errors.items():
+        responses.setdefault(
+            status,
+            {
+                "description": description,
+                "content": {"application/json": {"schema": copy.deepcopy(ERROR_ENVELOPE)}},
+            },
+        )
 
 
 def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -118,6 +166,7 @@ def merge_documents(docs: dict[str, dict[str, Any]], unavailable: list[str]) -> 
                 operation = item[method]
                 if route.requires_auth and not operation.get("security"):
                     operation["security"] = [{BEARER_SCHEME: []}]
+                _add_gateway_errors(operation, route.requires_auth)
                 operations[method] = operation
             if operations:
                 common = {k: v for k, v in item.items() if k not in _METHODS}

@@ -90,3 +90,31 @@ def test_only_routed_operations_are_kept_and_protected_ones_need_the_bearer() ->
     me = merged["paths"]["/api/v1/auth/me"]
     assert set(me) == {"get"}
     assert me["get"]["security"] == [{"HTTPBearer": []}]
+
+
+def test_the_gateways_own_errors_are_documented_on_every_proxied_operation() -> None:
+    documented_401 = {"description": "Unauthorized", "content": {}}
+    me = op("S")
+    me["responses"]["401"] = documented_401
+    merged = merge_documents(
+        {
+            "auth": doc(
+                {
+                    "/api/v1/auth/me": {"get": me},
+                    "/api/v1/auth/signup": {"post": op("S", requestBody={"content": {}})},
+                },
+                {"S": SHARED},
+            )
+        },
+        [],
+    )
+    me_responses = merged["paths"]["/api/v1/auth/me"]["get"]["responses"]
+    signup_responses = merged["paths"]["/api/v1/auth/signup"]["post"]["responses"]
+    assert set(me_responses) == {"200", "401", "502", "503", "504"}
+    assert me_responses["401"] == documented_401  # the service's own is kept
+    assert set(signup_responses) == {"200", "413", "502", "503", "504"}
+    envelope = signup_responses["413"]["content"]["application/json"]["schema"]
+    assert envelope["required"] == ["status", "message", "code"]
+    assert "$ref" not in str(envelope)
+    assert merged["components"]["schemas"] == {"S": SHARED}
+    assert set(merged["paths"]["/healthz"]["get"]["responses"]) == {"200"}
