@@ -23,11 +23,16 @@ from shared.tiers import project_subscription_changed
 log = structlog.get_logger(__name__)
 
 
+def storable(text: str) -> str:
+    """Postgres text cannot hold NUL; a model could still produce one."""
+    return text.replace("\x00", "")
+
+
 async def on_reply_completed(event: ReplyCompleted, uow: UnitOfWork) -> None:
     stored = await repository.complete_reply(
         uow.conn,
         event.reply_id,
-        text=event.text,
+        text=storable(event.text),
         finish_reason=event.finish_reason,
         prompt_tokens=event.usage.prompt_tokens,
         output_tokens=event.usage.output_tokens,
@@ -41,8 +46,8 @@ async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
         event.reply_id,
         status=event.status,
         code=event.reason,
-        message=event.message,
-        partial_text=event.partial_text,
+        message=storable(event.message),
+        partial_text=storable(event.partial_text),
     )
 
 

@@ -305,3 +305,15 @@ async def test_messages_page_backwards_with_before(api, user, bus):
     ).json()["data"]["chatroom"]
     assert [m["content"] for m in older["messages"]] == ["m0", "r0"]
     assert older["hasMore"] is False
+
+
+async def test_a_reply_with_a_nul_character_is_stored_without_it(api, user, bus):
+    room = await api.new_room(user)
+    reply_id = (await api.send(user, room["id"])).json()["data"]["reply"]["id"]
+    await bus.emit(completed(user, room["id"], reply_id, "before\x00after"))
+
+    async def stored() -> bool:
+        return await reply_status(api, user, room["id"], reply_id) == "completed"
+
+    await eventually(stored, what="the reply to be stored")
+    assert (await api.room(user, room["id"]))["messages"][-1]["content"] == "beforeafter"
