@@ -41,10 +41,10 @@ chromium:
 		fi; \
 	fi
 
-# Benchmarks print figures (see BENCHMARKS.md); they start their own stack.
+# Every benchmark in one run (~3 minutes): starts its own stack, prints the tables and
+# writes BENCHMARKS.md and docs/bench-latency.png. `$(PY) -m bench --quick` checks the harness.
 bench: install
-	$(PY) -m bench.pipeline
-	$(PY) -m bench.worker
+	$(PY) -m bench
 
 lint: install
 	$(PY) -m ruff check .

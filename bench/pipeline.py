@@ -20,6 +20,11 @@ import httpx
 from bench.stackrun import bench_stack, percentiles
 
 SERVICES = ["auth", "chat", "gemini-sim", "ai-worker", "gateway"]
+ENV = {
+    "GEMINI_SIM_TOKEN_DELAY_MS": "0",
+    "BASIC_TIER_DAILY_PROMPT_LIMIT": "1000000",
+    "LOG_LEVEL": "WARNING",
+}
 
 
 async def login(api: httpx.AsyncClient) -> dict[str, str]:
@@ -66,7 +71,8 @@ async def client_loop(api, count: int, results: list) -> None:
         results.append(await one_prompt(api, headers, room, i))
 
 
-async def measure(base_url: str, messages: int, clients: int) -> None:
+async def measure(base_url: str, messages: int, clients: int, *, quiet: bool = False) -> dict:
+    """Run the prompts; returns the first-token and completed percentiles (ms) and the rate."""
     results: list[tuple[float, float]] = []
     limits = httpx.Limits(max_connections=clients * 2)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
@@ -76,11 +82,21 @@ async def measure(base_url: str, messages: int, clients: int) -> None:
         elapsed = time.perf_counter() - started
     first = percentiles([r[0] * 1000 for r in results])
     done = percentiles([r[1] * 1000 for r in results])
-    print(f"\n{len(results)} prompts, {clients} concurrent users, simulator at zero latency")
-    print(f"{'ms':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
-    for label, p in (("POST → first SSE token", first), ("POST → completed", done)):
-        print(f"{label:<28}" + "".join(f"{p[k]:>8.1f}" for k in ("p50", "p95", "p99", "max")))
-    print(f"throughput: {len(results) / elapsed:.1f} prompts/s end to end")
+    figures = {
+        "clients": clients,
+        "prompts": len(results),
+        "elapsed": elapsed,
+        "rate": len(results) / elapsed,
+        "first": first,
+        "done": done,
+    }
+    if not quiet:
+        print(f"\n{len(results)} prompts, {clients} concurrent users, simulator at zero latency")
+        print(f"{'ms':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
+        for label, p in (("POST → first SSE token", first), ("POST → completed", done)):
+            print(f"{label:<28}" + "".join(f"{p[k]:>8.1f}" for k in ("p50", "p95", "p99", "max")))
+        print(f"throughput: {figures['rate']:.1f} prompts/s end to end")
+    return figures
 
 
 def main() -> None:
@@ -88,12 +104,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--clients", type=int, default=10)
     args = parser.parse_args()
-    env = {
-        "GEMINI_SIM_TOKEN_DELAY_MS": "0",
-        "BASIC_TIER_DAILY_PROMPT_LIMIT": "1000000",
-        "LOG_LEVEL": "WARNING",
-    }
-    with bench_stack(SERVICES, env) as stack:
+    with bench_stack(SERVICES, ENV) as stack:
         asyncio.run(measure(stack.url("gateway"), args.messages, args.clients))
 
 

@@ -22,7 +22,7 @@ KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 
 @contextlib.contextmanager
 def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stack]:
-    """A fresh database and Redis db 13 (flushed), the given services on free ports."""
+    """A fresh database and Redis db 13 (flushed), the given services on free ports;"""
     infra = ensure_infra(
         Path(os.environ.get("DATA_DIR") or REPO_ROOT / ".data") / "bench",
         os.environ.get("EMBEDDED_INFRA", "auto"),

@@ -76,11 +76,12 @@ async def test_handler_failure_rolls_back_its_effects_and_inbox_row(messaging_po
 
     process = inbox_processor(messaging_pool, {UserRegistered: flaky})
     await publish(redis, stream)
-    c = consumer(redis, stream, process)
+    # claim_idle_ms well above one handler run, so the first drain cannot reclaim it.
+    c = consumer(redis, stream, process, claim_idle_ms=1000)
     async with asyncio.timeout(10):
         await c.drain()
         assert (await redis.xpending(stream, "g"))["pending"] == 1
-        await asyncio.sleep(0.3)  # past claim_idle_ms: the entry may be reclaimed
+        await asyncio.sleep(1.1)  # past claim_idle_ms: the entry may be reclaimed
         await c.drain()
     assert await effects(messaging_pool) == ["2"]
     assert (await redis.xpending(stream, "g"))["pending"] == 0
@@ -182,13 +183,14 @@ async def test_concurrency_and_heartbeat_keep_slow_entries_with_their_owner(redi
         running += 1
         peak = max(peak, running)
         calls.append(str(envelope.id))
-        await asyncio.sleep(0.8)  # several times claim_idle_ms
+        await asyncio.sleep(2.0)  # several times claim_idle_ms
         running -= 1
 
     for _ in range(4):
         await publish(redis, stream)
-    owner = consumer(redis, stream, slow, concurrency=4, block_ms=50)
-    rival = consumer(redis, stream, slow, name="c2", block_ms=50)
+    # Heartbeats every 200 ms against a 600 ms idle deadline: a margin for a busy machine.
+    owner = consumer(redis, stream, slow, concurrency=4, block_ms=50, claim_idle_ms=600)
+    rival = consumer(redis, stream, slow, name="c2", block_ms=50, claim_idle_ms=600)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(owner.run(stop))]
     await eventually(lambda: running == 4, interval=0.01, what="four entries in flight")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -14,9 +14,16 @@ def reconnecting() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
 
 
+# A worker with AI_WORKER_CONCURRENCY replies in flight holds about that many connections.
+# A blocking pool waits for a free connection instead of failing when all are in use.
+MAX_CONNECTIONS = 1024
+
+
 def open_redis(url: str) -> Redis:
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=10,
         decode_responses=True,
         socket_connect_timeout=2,
         socket_timeout=10,
@@ -24,3 +31,4 @@ def open_redis(url: str) -> Redis:
         retry=reconnecting(),
         retry_on_error=[RedisConnectionError],
     )
+    return Redis.from_pool(pool)

@@ -1,0 +1,126 @@
+"""RSS and CPU of the stack's processes (psutil), sampled in a thread while a step runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        proc = psutil.Process(pid)
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def rss(pid: int) -> int:
+    """Resident memory of ``pid`` and its children, in bytes."""
+    total = 0
+    for proc in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for proc in _tree(pid):
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def rss_now(pids: Mapping[str, int]) -> dict[str, int]:
+    return {name: rss(pid) for name, pid in pids.items()}
+
+
+DB_SERVERS = ("postgres", "redis-server", "valkey-server")
+
+
+def _all_cpu() -> dict[int, tuple[str, float]]:
+    out = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is not None:
+            out[proc.pid] = (proc.info["name"] or "", times.user + times.system)
+    return out
+
+
+def _ours() -> set[int]:
+    me = psutil.Process(os.getpid())
+    return {me.pid, *(child.pid for child in me.children(recursive=True))}
+
+
+class Watch:
+    """``with Watch(pids) as w: ...`` → ``w.peak_rss[name]`` (bytes, sampled every
+    ``interval`` s) and ``w.cpu_percent[name]`` (CPU time over wall time; 100 = one core)."""
+
+    def __init__(self, pids: Mapping[str, int], interval: float = 0.2) -> None:
+        self.pids = dict(pids)
+        self.interval = interval
+        self.peak_rss: dict[str, int] = dict.fromkeys(self.pids, 0)
+        self.cpu_percent: dict[str, float] = {}
+        self.machine_cpu_percent = 0.0
+        # CPU (100 = one core) of: this run (the driver and the stack), the Postgres and
+        # Redis servers (shared with anything else on the machine), every other process.
+        self.groups: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            self.peak_rss[name] = max(self.peak_rss[name], rss(pid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Watch:
+        self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._all0 = _all_cpu()
+        self._t0 = time.perf_counter()
+        psutil.cpu_percent(interval=None)
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        wall = time.perf_counter() - self._t0
+        self.machine_cpu_percent = psutil.cpu_percent(interval=None)
+        ours, groups = _ours(), {"this run": 0.0, "Postgres + Redis": 0.0, "other": 0.0}
+        for pid, (name, seconds) in _all_cpu().items():
+            used = seconds - self._all0.get(pid, (name, 0.0))[1]
+            group = "this run" if pid in ours else "other"
+            if name.startswith(DB_SERVERS):
+                group = "Postgres + Redis"
+            groups[group] += used
+        self.groups = {k: 100 * v / wall for k, v in groups.items()}
+        self.cpu_percent = {
+            name: 100 * (cpu_seconds(pid) - self._cpu0[name]) / wall
+            for name, pid in self.pids.items()
+        }
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 25.0) -> float:
+    """Wait (at most ``max_wait`` s) until the machine's CPU use, sampled over 2 s, is under
+    ``threshold`` % of one core; returns the last sample (100 = one core)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = psutil.cpu_percent(interval=2.0) * (os.cpu_count() or 1)
+        if busy < threshold or time.monotonic() > deadline:
+            return busy
+        print(f"the machine is busy ({busy:.0f}% CPU, 100 = one core); waiting...", flush=True)
