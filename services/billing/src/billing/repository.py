@@ -130,6 +130,17 @@ async def add_snapshot(
     )
 
 
+async def snapshots_of(conn: AsyncConnection, subscription_id: str) -> list[Snapshot]:
+    """One subscription's snapshots, oldest first."""
+    async with conn.cursor(row_factory=class_row(Snapshot)) as cur:
+        await cur.execute(
+            "SELECT id, event_id, stripe_subscription_id, user_id, as_of, snapshot"
+            " FROM subscription_snapshots WHERE stripe_subscription_id = %s ORDER BY as_of, id",
+            (subscription_id,),
+        )
+        return await cur.fetchall()
+
+
 async def all_snapshots(conn: AsyncConnection) -> list[Snapshot]:
     async with conn.cursor(row_factory=class_row(Snapshot)) as cur:
         await cur.execute(

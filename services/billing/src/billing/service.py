@@ -184,7 +184,7 @@ async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
                     log.error("billing.event_unattributable", event_id=event_id)
                 else:
                     await repository.add_snapshot(uow.conn, event_id, user_id, as_of, snapshot)
-                    await _apply(uow, ctx, user_id, snapshot, as_of, announce=True)
+                    await _refresh(uow, ctx, user_id, str(snapshot["id"]), announce=True)
             elif event["type"] not in HANDLED:
                 log.info("billing.event_ignored", event_id=event_id, type=event["type"])
             await repository.mark_processed(uow.conn, event_id)
@@ -206,33 +206,38 @@ async def _user_of(uow: UnitOfWork, event: dict, snapshot: dict) -> uuid.UUID | 
     return await repository.user_of_customer(uow.conn, str(customer)) if customer else None
 
 
-async def _apply(
+async def _refresh(
     uow: UnitOfWork,
     ctx: BillingContext,
     user_id: uuid.UUID,
-    snapshot: dict[str, Any],
-    as_of: datetime,
+    subscription_id: str,
     *,
     announce: bool,
 ) -> None:
-    """Fold one snapshot into the projection; announce the user's plan if it changed."""
+    """Derive the subscription from all its snapshots in ``as_of`` order, and the user's plan
+    from their subscriptions; announce the plan if it changed.
+
+    Folding every snapshot (not just applying the newest) keeps live handling identical to
+    a rebuild even when a snapshot fetched earlier commits after a later one."""
     await repository.lock_user(uow.conn, user_id)
-    current = await repository.get_subscription(uow.conn, str(snapshot["id"]))
-    updated = apply_snapshot(current, snapshot, user_id, as_of)
-    if updated is None:
-        log.info("billing.snapshot_older_than_projection", subscription=snapshot["id"])
+    subscription = None
+    for snap in await repository.snapshots_of(uow.conn, subscription_id):
+        subscription = (
+            apply_snapshot(subscription, snap.snapshot, user_id, snap.as_of) or subscription
+        )
+    if subscription is None:
         return
-    await repository.save_subscription(uow.conn, updated)
-    subscriptions = await repository.subscriptions_of(uow.conn, user_id)
-    plan = plan_for(user_id, subscriptions, ctx.grace)
+    await repository.save_subscription(uow.conn, subscription)
+    plan = plan_for(user_id, await repository.subscriptions_of(uow.conn, user_id), ctx.grace)
     previous = await repository.get_plan(uow.conn, user_id)
     await repository.save_plan(uow.conn, plan, plan.tier(plan.as_of))
     if announce and not plan.announces_the_same_as(previous):
+        now = datetime.now(UTC)
         await outbox.add(
             uow.conn,
             SubscriptionChanged(
                 user_id=user_id,
-                tier=plan.tier(datetime.now(UTC)),
+                tier=plan.tier(now),
                 status=plan.status,
                 current_period_end=plan.current_period_end,
                 cancel_at_period_end=plan.cancel_at_period_end,
@@ -242,10 +247,7 @@ async def _apply(
             producer=PRODUCER,
         )
         log.info(
-            "billing.plan_changed",
-            user_id=str(user_id),
-            status=plan.status,
-            tier=plan.tier(datetime.now(UTC)),
+            "billing.plan_changed", user_id=str(user_id), status=plan.status, tier=plan.tier(now)
         )
 
 
@@ -269,7 +271,8 @@ async def rebuild(uow: UnitOfWork, ctx: BillingContext) -> int:
     async with uow:
         await repository.clear_projection(uow.conn)
         snapshots = await repository.all_snapshots(uow.conn)
-        for snap in snapshots:
-            await _apply(uow, ctx, snap.user_id, snap.snapshot, snap.as_of, announce=False)
+        subscriptions = {(s.stripe_subscription_id, s.user_id) for s in snapshots}
+        for subscription_id, user_id in sorted(subscriptions, key=str):
+            await _refresh(uow, ctx, user_id, subscription_id, announce=False)
     log.info("billing.projection_rebuilt", snapshots=len(snapshots))
     return len(snapshots)
