@@ -352,25 +352,33 @@ async def test_rebuild_from_the_event_log_gives_the_same_projection(
     await customer.until("past_due", past_due)
 
     async def quiet() -> bool:
-        """No webhook in flight at the simulator and none stored unprocessed: a late
-        delivery would otherwise add a snapshot between the two reads below."""
+        """No webhook of this subscription in flight at the simulator or stored unprocessed:
+        a late delivery would otherwise add a snapshot between the two reads below."""
         events = (await stripe_sim.get("/_sim/events")).json()["events"]
-        if any(e.get("in_flight") for e in events):
+        if any(e.get("in_flight") and subscription in json.dumps(e["payload"]) for e in events):
             return False
         with psycopg.connect(database_url) as conn:
             (pending,) = conn.execute(
-                "SELECT count(*) FROM billing.stripe_events WHERE processed_at IS NULL"
+                "SELECT count(*) FROM billing.stripe_events"
+                " WHERE processed_at IS NULL AND payload::text LIKE %s",
+                (f"%{subscription}%",),
             ).fetchone()
         return pending == 0
 
-    await customer.until("every webhook applied", quiet)
+    await customer.until("every webhook of the subscription applied", quiet)
 
     def projection() -> list:
+        """This user's part of the projection (other tests' late webhooks may still move
+        theirs; the rebuild recomputes all of it)."""
         with psycopg.connect(database_url) as conn:
             subs = conn.execute(
-                "SELECT * FROM billing.subscriptions ORDER BY stripe_subscription_id"
+                "SELECT * FROM billing.subscriptions WHERE user_id = %s"
+                " ORDER BY stripe_subscription_id",
+                (customer.user_id,),
             ).fetchall()
-            plans = conn.execute("SELECT * FROM billing.plans ORDER BY user_id").fetchall()
+            plans = conn.execute(
+                "SELECT * FROM billing.plans WHERE user_id = %s", (customer.user_id,)
+            ).fetchall()
         return [subs, plans]
 
     before = projection()

@@ -64,6 +64,10 @@ async def save_customer(conn: AsyncConnection, user_id: uuid.UUID, customer_id: 
 
 # -- the event log -----------------------------------------------------------------------
 
+# After this many failed attempts an event is left alone (its last_error says why): a
+# payload that can never be applied must not be retried forever.
+MAX_ATTEMPTS = 20
+
 
 async def store_event(
     conn: AsyncConnection, event_id: str, type_: str, created: datetime, payload: bytes
@@ -106,8 +110,8 @@ async def record_failure(conn: AsyncConnection, event_id: str, error: str) -> No
 async def unprocessed_events(conn: AsyncConnection, received_before: datetime) -> list[str]:
     cur = await conn.execute(
         "SELECT id FROM stripe_events WHERE processed_at IS NULL AND received_at < %s"
-        " ORDER BY created, received_at LIMIT 100",
-        (received_before,),
+        " AND attempts < %s ORDER BY created, received_at LIMIT 100",
+        (received_before, MAX_ATTEMPTS),
     )
     return [row[0] for row in await cur.fetchall()]
 

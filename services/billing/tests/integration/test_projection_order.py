@@ -49,6 +49,7 @@ async def test_a_late_older_snapshot_gives_the_same_projection_as_a_rebuild(
             event_id = f"evt_{uuid.uuid4().hex[:12]}"
             async with UnitOfWork(pool) as uow:
                 await repository.store_event(uow.conn, event_id, "x", as_of, b"{}")
+                await repository.mark_processed(uow.conn, event_id)  # not for the reprocessor
                 await repository.add_snapshot(
                     uow.conn, event_id, user, as_of, snapshot(sub, user, status)
                 )
