@@ -69,20 +69,11 @@ class User:
         self.headers: dict[str, str] = {}
         self.user_id = ""
 
-    def login(self, retry_503_for: float = 0.0) -> User:
-        """Sign up and log in with a one-time code. With ``retry_503_for``, a 503 (the
-        documented "try again shortly") is retried for that long, and counted in
-        ``self.unavailable``."""
-        self.unavailable = 0
+    def login(self) -> User:
+        """Sign up and log in with a one-time code."""
 
         def call(path: str, body: dict) -> httpx.Response:
-            deadline = time.monotonic() + retry_503_for
-            while True:
-                response = self.client.post(path, json=body)
-                if response.status_code != 503 or time.monotonic() > deadline:
-                    return response
-                self.unavailable += 1
-                time.sleep(0.3)
+            return self.client.post(path, json=body)
 
         number = random_mobile_number()
         signup = call("/api/v1/auth/signup", {"mobileNumber": number})
