@@ -21,7 +21,8 @@ def stack(
 ) -> Iterator[Stack]:
     # Its own Redis database: the in-process suites use the streams of db 15 with the
     # same consumer group names, and must not share them with these processes.
-    e2e_redis_url = redis_url.rsplit("/", 1)[0] + "/14"
+    # E2E_REDIS_DB lets two test sessions share one Redis server without sharing streams.
+    e2e_redis_url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("E2E_REDIS_DB", "14")
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
     port = free_port()
@@ -35,7 +36,7 @@ def stack(
         CHAT_URL=f"http://127.0.0.1:{free_port()}",
         BILLING_URL=f"http://127.0.0.1:{free_port()}",
         STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
-        STRIPE_WEBHOOK_SECRET="whsec_e2e_" + "k" * 32,
+        STRIPE_WEBHOOK_SECRET="whsec_e2e_Vb7Qm2Xs9Kd4Lp8Rz3Nw6Ty1Hc5Jf0Ga",
         # The web client is served by the gateway: Checkout returns to it.
         CLIENT_URL=f"http://127.0.0.1:{port}",
         AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",

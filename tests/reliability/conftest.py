@@ -26,8 +26,8 @@ from dev.stack import Stack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOG_DIR = ARTIFACTS / "reliability-logs"
-JWT_SECRET = "reliability-secret-" + "r" * 40
-WEBHOOK_SECRET = "whsec_reliability_" + "k" * 32
+JWT_SECRET = "rel-H4kT9wPz2QmX7vLc5NbR8sYd3JfGa6Ue1KoWi0TpVxZq"
+WEBHOOK_SECRET = "whsec_rel_Np4Ks8Qw2Zx6Lm9Vt3Rb7Yc1Hd5Jf0Ga"
 BASIC_LIMIT = 1000  # high: the invariants are about counting, not about the limit
 
 

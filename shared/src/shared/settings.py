@@ -3,6 +3,10 @@
 Environment variable names follow the reference service (``PORT``, ``DATABASE_URL``,
 ``REDIS_URL``, ``JWT_SECRET``, ``NODE_ENV``...). Values come from the environment first,
 then from a ``.env`` file in the working directory, then from the defaults below.
+
+Production is the default: a process started without ``APP_ENV`` refuses what production
+refuses (weak secrets, codes in responses, the simulators). ``make run`` chooses
+``development`` explicitly; the tests choose ``test``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from typing import ClassVar, Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-AppEnv = Literal["development", "test", "production"]
+from shared.secrets import HOW_TO_GENERATE, weakness
 
-MIN_JWT_SECRET_BYTES = 32
+AppEnv = Literal["development", "test", "production"]
 
 
 class ServiceSettings(BaseSettings):
@@ -32,7 +36,7 @@ class ServiceSettings(BaseSettings):
     )
 
     app_env: AppEnv = Field(
-        default="development",
+        default="production",
         validation_alias=AliasChoices("APP_ENV", "NODE_ENV", "app_env"),
     )
     port: int = Field(default=8000, ge=1, le=65535)
@@ -45,21 +49,39 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=262_144, ge=1_024)
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
+    # Where a service that verifies tokens asks for a user's revocation time when Redis
+    # does not have it (auth's internal route; cluster-only).
+    auth_url: str = "http://127.0.0.1:8001"
+    # Peers whose X-Forwarded-For is believed (comma list of addresses or CIDRs, or *):
+    # the client address is the right-most one not in this list. The services behind the
+    # gateway trust the gateway (loopback under `make run`); the gateway overrides this.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    # /readyz names each failed dependency only when true; unset: everywhere but production.
+    readyz_details: bool | None = None
 
     @model_validator(mode="after")
     def _check_secrets(self) -> ServiceSettings:
-        secret = self.jwt_secret.encode()
         if not self.requires_jwt_secret:
             return self
-        if not secret:
-            raise ValueError("JWT_SECRET is required (at least 32 bytes; `make run` generates one)")
-        if self.app_env != "development" and len(secret) < MIN_JWT_SECRET_BYTES:
+        if not self.jwt_secret:
             raise ValueError(
-                f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes outside development "
-                f"(APP_ENV={self.app_env}, got {len(secret)} bytes)"
+                "JWT_SECRET is required (`make run` generates one; " + HOW_TO_GENERATE + ")"
             )
+        self.refuse_weak_secret("JWT_SECRET", self.jwt_secret)
         return self
+
+    def refuse_weak_secret(self, name: str, value: str) -> None:
+        """Outside development, a placeholder, short or low-entropy secret stops the start."""
+        if self.app_env == "development":
+            return
+        problem = weakness(value)
+        if problem is not None:
+            raise ValueError(f"{name} {problem}; {HOW_TO_GENERATE} (APP_ENV={self.app_env})")
 
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def show_readiness_details(self) -> bool:
+        return not self.is_production if self.readyz_details is None else self.readyz_details

@@ -5,7 +5,7 @@ from auth import otp
 from auth.phone import InvalidPhoneNumber, mask, normalise
 from auth.settings import Settings
 
-SECRET = "k" * 32
+SECRET = "unit-Z8qW3eR7tY1uI5oP9aS2dF6gH0jK4lXcVbNm"
 
 
 def test_response_delivery_is_refused_in_production():

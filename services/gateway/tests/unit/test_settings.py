@@ -3,7 +3,7 @@ from pydantic import ValidationError
 
 from gateway.settings import Settings
 
-SECRET = "s" * 40
+SECRET = "unit-Z8qW3eR7tY1uI5oP9aS2dF6gH0jK4lXcVbNm"
 
 
 def test_upstreams_parse_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,8 @@ from shared.redis import open_redis
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
+# Random-looking, as any secret outside development must be (shared.secrets).
+TEST_JWT_SECRET = "tst-Q9vR2mXk7LpW4sZt8NbYc3HdJf6GaUe1KoPi5TwVxQm"
 
 
 def _with_dbname(url: str, dbname: str) -> str:
