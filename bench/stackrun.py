@@ -15,7 +15,7 @@ import redis
 from psycopg import sql
 
 from dev.infra import ensure_infra
-from dev.stack import REPO_ROOT, Stack, free_port
+from dev.stack import LOCAL_CLIENT_LIMITS, REPO_ROOT, Stack, free_port
 
 KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 
@@ -45,9 +45,8 @@ def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stac
         AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
         OTP_DELIVERY="response",
-        OTP_RESEND_COOLDOWN_SECONDS="0",
-        OTP_SENDS_PER_IP_PER_HOUR="1000000",
     )
+    env.update(LOCAL_CLIENT_LIMITS)
     env.update(extra_env)
     redis.Redis.from_url(redis_url).flushdb()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dev.stack import Stack, free_port
+from dev.stack import LOCAL_CLIENT_LIMITS, Stack, free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 BASIC_LIMIT = 3
@@ -49,10 +49,9 @@ def stack(
         RECONCILE_AFTER_SECONDS="60",
         RETRY_BUDGET_SECONDS="20",
         OTP_DELIVERY="response",
-        OTP_RESEND_COOLDOWN_SECONDS="0",
-        OTP_SENDS_PER_IP_PER_HOUR="10000",
         LOG_LEVEL="INFO",
     )
+    env.update(LOCAL_CLIENT_LIMITS)
     log_dir = ARTIFACTS / "e2e-logs"
     for old in log_dir.glob("*.log"):
         old.unlink()

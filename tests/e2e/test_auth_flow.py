@@ -47,9 +47,11 @@ async def otp_for(api: httpx.AsyncClient, number: str, path: str = "send-otp") -
     return response.json()["otp"]
 
 
-async def login_with_otp(api: httpx.AsyncClient, number: str) -> str:
+async def login_with_otp(api: httpx.AsyncClient, number: str, password: str | None = None) -> str:
+    """A token from a code; ``password`` confirms the one chosen at signup."""
     otp = await otp_for(api, number)
-    response = await api.post("/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": otp})
+    body = {"mobileNumber": number, "otp": otp} | ({"password": password} if password else {})
+    response = await api.post("/api/v1/auth/verify-otp", json=body)
     assert response.status_code == 200, response.text
     return response.json()["token"]
 
@@ -70,7 +72,8 @@ async def test_happy_path_signup_otp_me_and_password_login(api):
     assert sent.status_code == 200
     assert sent.json()["message"] == "OTP sent successfully."
     verified = await api.post(
-        "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": sent.json()["otp"]}
+        "/api/v1/auth/verify-otp",
+        json={"mobileNumber": number, "otp": sent.json()["otp"], "password": "s3cret-pass"},
     )
     assert verified.status_code == 200
     token = verified.json()["token"]
@@ -171,7 +174,7 @@ async def test_reset_code_is_refused_by_verify_and_accepted_by_reset(api):
 
 async def test_password_change_revokes_earlier_tokens(api):
     number, _ = await signup(api, "first-password")
-    older = await login_with_otp(api, number)
+    older = await login_with_otp(api, number, "first-password")
     current = (
         await api.post(
             "/api/v1/auth/login", json={"mobileNumber": number, "password": "first-password"}

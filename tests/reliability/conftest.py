@@ -22,7 +22,7 @@ import pytest
 
 from dev import infra as dev_infra
 from dev.proc import free_port, stop_all
-from dev.stack import Stack
+from dev.stack import LOCAL_CLIENT_LIMITS, Stack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOG_DIR = ARTIFACTS / "reliability-logs"
@@ -119,10 +119,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         GEMINI_CHUNK_TIMEOUT_SECONDS="2",
         RETRY_BUDGET_SECONDS="8",
         OTP_DELIVERY="response",
-        OTP_RESEND_COOLDOWN_SECONDS="0",
-        OTP_SENDS_PER_IP_PER_HOUR="100000",
         LOG_LEVEL="INFO",
     )
+    env.update(LOCAL_CLIENT_LIMITS)
     stack = Stack(env, log_dir=LOG_DIR, cwd=tmp_path_factory.mktemp("reliability-stack"))
     try:
         stack.migrate()

@@ -14,6 +14,7 @@ from shared.events import Event, decode, encode
 from shared.events.envelope import to_json
 from shared.migrations import MESSAGING, migrate
 from shared.testing.asgi import served
+from shared.testing.fixtures import mark_user_unrevoked
 from shared.tokens import issue_access_token
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -64,20 +65,24 @@ def client(app) -> httpx.AsyncClient:
 
 
 class User:
-    def __init__(self, jwt_secret: str) -> None:
+    """A user that exists only in its token (auth is not running): its revocation state is
+    cached as "never revoked", as the gateway leaves it after asking auth."""
+
+    def __init__(self, jwt_secret: str, redis_url: str) -> None:
         self.id = uuid.uuid4()
+        mark_user_unrevoked(redis_url, str(self.id))
         token = issue_access_token(jwt_secret, str(self.id), ttl_seconds=3600).token
         self.headers = {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
-def user(jwt_secret: str) -> User:
-    return User(jwt_secret)
+def user(jwt_secret: str, redis_url: str) -> User:
+    return User(jwt_secret, redis_url)
 
 
 @pytest.fixture
-def make_user(jwt_secret: str):
-    return lambda: User(jwt_secret)
+def make_user(jwt_secret: str, redis_url: str):
+    return lambda: User(jwt_secret, redis_url)
 
 
 class Api:

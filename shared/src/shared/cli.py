@@ -68,8 +68,8 @@ def main(
         assert schema and migrations_dir
         try:
             migrate(settings.database_url, schema, migrations_dir)
-        except MigrationError as exc:
-            log.error("migrations.failed", schema=schema, error=str(exc))
+        except (MigrationError, psycopg.OperationalError) as exc:
+            log.error("migrations.failed", schema=schema, error=str(exc).strip())
             raise SystemExit(1) from None
         return
 

@@ -2,17 +2,40 @@
 
 Standard-library loggers (uvicorn, psycopg, ...) are routed through the same processors, so
 every line a service prints has one format. The request id of the current request is added
-to every line logged while it is handled.
+to every line logged while it is handled. Phone numbers never reach the output: anything
+shaped like an E.164 number, in any field or exception text, is masked (``+91******7373``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
 import structlog
 from asgi_correlation_id.context import correlation_id
+
+_E164 = re.compile(r"\+[1-9]\d{7,14}")
+
+
+def mask_phone(e164: str) -> str:
+    """``+917373737373`` → ``+91******7373``."""
+    return e164[:3] + "*" * max(0, len(e164) - 7) + e164[-4:]
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _E164.sub(lambda m: mask_phone(m.group()), value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_value(v) for v in value)
+    return value
+
+
+def _mask_phone_numbers(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {key: _mask_value(value) for key, value in event_dict.items()}
 
 
 def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -35,10 +58,11 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = False) 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_request_id,
         structlog.processors.StackInfoRenderer(),
+        # Tracebacks become text here, so the masking below reaches them too.
+        structlog.processors.format_exc_info,
     ]
     renderer: Any
     if json:
-        shared_processors.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -53,6 +77,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = False) 
         foreign_pre_chain=shared_processors,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _mask_phone_numbers,
             renderer,
         ],
     )

@@ -1,6 +1,7 @@
 """What a service with a database runs for its lifetime: the Postgres pool, the Redis
-client, the outbox relay, and its event consumers. Opened in the app's lifespan and put
-on ``app.state`` (``pool``, ``redis``, ``relay``, ``consumer``)."""
+client, the outbox relay, its event consumers and the revocation check of its tokens.
+Opened in the app's lifespan and put on ``app.state`` (``pool``, ``redis``, ``relay``,
+``consumer``, ``token_states``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -19,9 +21,13 @@ from shared.db import UnitOfWork, open_pool
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.redis import open_redis
+from shared.revocation import Lookup, TokenStates, auth_lookup
 from shared.settings import ServiceSettings
 
 Handlers = Mapping[type[Event], Callable[[Any, UnitOfWork], Awaitable[None]]]
+# How a service learns a user's revocation time on a cache miss, given its pool.
+TokenLookup = Callable[[AsyncConnectionPool], Lookup]
+TOKEN_LOOKUP_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -62,8 +68,14 @@ class Runtime:
 
 @asynccontextmanager
 async def service_runtime(
-    app: FastAPI, settings: ServiceSettings, schema: str
+    app: FastAPI,
+    settings: ServiceSettings,
+    schema: str,
+    *,
+    token_lookup: TokenLookup | None = None,
 ) -> AsyncIterator[Runtime]:
+    """``token_lookup``: where revocation times come from on a cache miss; by default,
+    auth's internal route at ``AUTH_URL`` (auth itself passes its own database)."""
     pool = await open_pool(
         settings.database_url,
         schema,
@@ -73,11 +85,17 @@ async def service_runtime(
     redis = open_redis(settings.redis_url)
     background = Background()
     relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=schema)
+    http = httpx.AsyncClient(timeout=TOKEN_LOOKUP_TIMEOUT_SECONDS, trust_env=False)
+    lookup = token_lookup(pool) if token_lookup else auth_lookup(http, settings.auth_url)
     app.state.pool, app.state.redis, app.state.relay = pool, redis, relay
+    app.state.token_states = TokenStates(
+        redis, lookup, cache_seconds=settings.jwt_expires_in_seconds
+    )
     background.start("outbox-relay", relay.run)
     try:
         yield Runtime(app, settings, pool, redis, background)
     finally:
         await background.shutdown(grace=10)
+        await http.aclose()
         await redis.aclose()
         await pool.close()

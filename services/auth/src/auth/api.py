@@ -94,10 +94,10 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     "/auth/signup",
     status_code=201,
     response_model=SignupOut,
-    responses=error_responses(400, 409, 413),
+    responses=error_responses(400, 409, 413, 429, 503),
 )
-async def signup(body: SignupIn, uow: Uow, ctx: Ctx) -> SignupOut:
-    user = await service.signup(uow, ctx, body.mobile_number, body.password)
+async def signup(body: SignupIn, request: Request, uow: Uow, ctx: Ctx) -> SignupOut:
+    user = await service.signup(uow, ctx, body.mobile_number, body.password, client_ip(request))
     return SignupOut(
         message="User registered successfully.",
         user_id=str(user.id),
@@ -129,15 +129,24 @@ async def send_otp(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) -> OtpS
     )
 
 
-@router.post("/auth/verify-otp", response_model=TokenOut, responses=error_responses(400, 401, 404))
-async def verify_otp(body: VerifyOtpIn, uow: Uow, ctx: Ctx) -> TokenOut:
-    token = await service.verify_code(uow, ctx, body.mobile_number, body.otp)
+@router.post(
+    "/auth/verify-otp", response_model=TokenOut, responses=error_responses(400, 401, 429, 503)
+)
+async def verify_otp(body: VerifyOtpIn, request: Request, uow: Uow, ctx: Ctx) -> TokenOut:
+    """Log in with a code. An unknown number answers like a wrong code. ``password``
+    confirms the password chosen at sign-up; a code without it drops that password."""
+    token = await service.verify_code(
+        uow, ctx, body.mobile_number, body.otp, body.password, client_ip(request)
+    )
     return _token_out("OTP verified successfully.", token)
 
 
-@router.post("/auth/login", response_model=TokenOut, responses=error_responses(400, 401, 429))
-async def login(body: LoginIn, uow: Uow, ctx: Ctx) -> TokenOut:
-    token = await service.login(uow, ctx, body.mobile_number, body.password)
+@router.post(
+    "/auth/login", response_model=TokenOut, responses=error_responses(400, 401, 403, 429, 503)
+)
+async def login(body: LoginIn, request: Request, uow: Uow, ctx: Ctx) -> TokenOut:
+    """Log in with a password confirmed by a code (403 ``password_not_confirmed`` before)."""
+    token = await service.login(uow, ctx, body.mobile_number, body.password, client_ip(request))
     return _token_out("Logged in successfully.", token)
 
 
@@ -159,21 +168,35 @@ async def forgot_password(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) 
 
 
 @router.post(
-    "/auth/reset-password", response_model=MessageOut, responses=error_responses(400, 401, 404)
+    "/auth/reset-password",
+    response_model=MessageOut,
+    responses=error_responses(400, 401, 429, 503),
 )
-async def reset_password(body: ResetPasswordIn, uow: Uow, ctx: Ctx) -> MessageOut:
-    await service.reset_password(uow, ctx, body.mobile_number, body.otp, body.new_password)
+async def reset_password(body: ResetPasswordIn, request: Request, uow: Uow, ctx: Ctx) -> MessageOut:
+    await service.reset_password(
+        uow, ctx, body.mobile_number, body.otp, body.new_password, client_ip(request)
+    )
     return MessageOut(message="Password has been reset. Please log in again.")
 
 
 @router.post(
-    "/auth/change-password", response_model=TokenOut, responses=error_responses(400, 401, 404)
+    "/auth/change-password",
+    response_model=TokenOut,
+    responses=error_responses(400, 401, 404, 429, 503),
 )
 async def change_password(
-    body: ChangePasswordIn, claims: CurrentUser, uow: Uow, ctx: Ctx
+    body: ChangePasswordIn, request: Request, claims: CurrentUser, uow: Uow, ctx: Ctx
 ) -> TokenOut:
+    """Needs ``currentPassword``, or for an account without a password a code from
+    forgot-password as ``otp``."""
     token = await service.change_password(
-        uow, ctx, _user_id(claims.user_id), body.new_password, body.current_password
+        uow,
+        ctx,
+        _user_id(claims.user_id),
+        body.new_password,
+        body.current_password,
+        body.otp,
+        client_ip(request),
     )
     return _token_out(
         "Password changed successfully. Other sessions were logged out; use this new token.",

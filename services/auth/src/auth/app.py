@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from auth.api import internal, router
 from auth.delivery import OtpSender
 from auth.handlers import HANDLERS
-from auth.service import AuthContext
+from auth.passwords import Hashing
+from auth.service import AuthContext, token_lookup
 from auth.settings import Settings
 from auth.throttle import Throttle
 from shared.http import create_app as create_service_app
@@ -23,14 +24,17 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
-            service_runtime(app, settings, SCHEMA) as runtime,
+            service_runtime(app, settings, SCHEMA, token_lookup=token_lookup) as runtime,
             httpx.AsyncClient(timeout=settings.otp_webhook_timeout_seconds) as http,
         ):
             app.state.auth = AuthContext(
                 settings=settings,
                 redis=runtime.redis,
-                throttle=Throttle(settings),
+                throttle=Throttle(settings, runtime.redis),
                 sender=OtpSender(settings, http),
+                hashing=Hashing(
+                    settings.password_hash_concurrency, settings.password_hash_wait_seconds
+                ),
             )
             runtime.consume(
                 "auth",

@@ -1,6 +1,13 @@
-"""How a one-time code reaches the user: ``response`` (development), ``log`` or ``webhook``."""
+"""How a one-time code reaches the user: ``webhook`` (an SMS gateway; production), or
+``response`` / ``log`` (development and tests only: the code in the API response or the log).
+
+Nothing here logs a full number (masked), and only ``log`` delivery logs a code. The webhook
+URL may carry credentials (user info, a token in the query): logs name only its host.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -24,7 +31,7 @@ class OtpSender:
         return self.mode == "response"
 
     def _text(self, code: str, purpose: str) -> str:
-        action = "reset your password" if purpose == "reset" else "log in"
+        action = "set a new password" if purpose == "reset" else "log in"
         return (
             f"{code} is your Gemini code to {action}. It expires in {self.expires_minutes} minutes."
         )
@@ -33,8 +40,11 @@ class OtpSender:
         if self.mode == "response":
             log.info("otp.issued", delivery="response", mobile=mask(mobile_number), purpose=purpose)
         elif self.mode == "log":
-            # The operator reads codes from the log: for staging and demos without an SMS gateway.
-            log.warning("otp.delivered_to_log", mobile=mobile_number, purpose=purpose, code=code)
+            # The operator reads codes from the log (development and tests; refused in
+            # production by the settings).
+            log.warning(
+                "otp.delivered_to_log", mobile=mask(mobile_number), purpose=purpose, code=code
+            )
         else:
             await self._post(mobile_number, code, purpose)
 
@@ -45,9 +55,25 @@ class OtpSender:
             response = await self.http.post(self.webhook_url, json=payload)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            log.error("otp.webhook_failed", mobile=mask(mobile_number), error=repr(exc))
+            status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+            log.error(
+                "otp.webhook_failed",
+                mobile=mask(mobile_number),
+                webhook=redact_url(self.webhook_url),
+                error=type(exc).__name__,
+                status=status,
+            )
             raise ServiceUnavailable(
                 "The code could not be sent right now. Please try again.",
                 code="otp_delivery_failed",
             ) from exc
         log.info("otp.delivered", delivery="webhook", mobile=mask(mobile_number), purpose=purpose)
+
+
+def redact_url(url: str) -> str:
+    """``https://user:token@sms.example/send?key=…`` → ``https://sms.example/send``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"

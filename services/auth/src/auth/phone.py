@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import phonenumbers
 
+from shared.logging import mask_phone as mask
+
+__all__ = ["InvalidPhoneNumber", "mask", "normalise"]
+
 MAX_INPUT_LENGTH = 32
 
 
@@ -29,8 +33,3 @@ def normalise(raw: str, default_region: str) -> str:
     ):
         raise InvalidPhoneNumber("This number cannot receive text messages; use a mobile number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def mask(e164: str) -> str:
-    """For logs: ``+917373737373`` → ``+91******7373``."""
-    return e164[:3] + "*" * max(0, len(e164) - 7) + e164[-4:]

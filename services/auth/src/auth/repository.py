@@ -14,7 +14,11 @@ from psycopg.rows import class_row
 class User:
     id: uuid.UUID
     mobile_number: str
+    # The password that logs in; only ever set after the number was proven.
     password_hash: str | None
+    # A password chosen at signup and not yet confirmed with a code: it never logs in.
+    pending_password_hash: str | None
+    mobile_verified_at: datetime | None
     tokens_valid_after: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -31,22 +35,28 @@ class Challenge:
     consumed_at: datetime | None
 
 
-_USER_COLUMNS = "id, mobile_number, password_hash, tokens_valid_after, created_at, updated_at"
+_USER_COLUMNS = (
+    "id, mobile_number, password_hash, pending_password_hash, mobile_verified_at,"
+    " tokens_valid_after, created_at, updated_at"
+)
 
 
 async def insert_user(
-    conn: AsyncConnection, user_id: uuid.UUID, mobile_number: str, password_hash: str | None
+    conn: AsyncConnection,
+    user_id: uuid.UUID,
+    mobile_number: str,
+    pending_password_hash: str | None,
 ) -> User | None:
-    """The new user, or None when the mobile number is taken."""
+    """The new user (its number not proven yet), or None when the mobile number is taken."""
     async with conn.cursor(row_factory=class_row(User)) as cur:
         await cur.execute(
             f"""
-            INSERT INTO users (id, mobile_number, password_hash)
+            INSERT INTO users (id, mobile_number, pending_password_hash)
             VALUES (%s, %s, %s)
             ON CONFLICT ON CONSTRAINT users_mobile_number_key DO NOTHING
             RETURNING {_USER_COLUMNS}
             """,
-            (user_id, mobile_number, password_hash),
+            (user_id, mobile_number, pending_password_hash),
         )
         return await cur.fetchone()
 
@@ -71,13 +81,43 @@ async def lock_user(conn: AsyncConnection, user_id: uuid.UUID) -> User | None:
         return await cur.fetchone()
 
 
-async def set_password(
-    conn: AsyncConnection, user_id: uuid.UUID, password_hash: str, tokens_valid_after: datetime
+async def lock_user_by_mobile(conn: AsyncConnection, mobile_number: str) -> User | None:
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE mobile_number = %s FOR UPDATE",
+            (mobile_number,),
+        )
+        return await cur.fetchone()
+
+
+async def record_proof(
+    conn: AsyncConnection, user_id: uuid.UUID, confirmed_password_hash: str | None
 ) -> None:
+    """A code sent to the user's number was used: the number is proven, the pending
+    password is dropped, or becomes the password when ``confirmed_password_hash`` is it."""
     await conn.execute(
         """
         UPDATE users
-           SET password_hash = %s, tokens_valid_after = %s, updated_at = now()
+           SET mobile_verified_at = coalesce(mobile_verified_at, now()),
+               password_hash = coalesce(%s, password_hash),
+               pending_password_hash = NULL,
+               updated_at = now()
+         WHERE id = %s
+        """,
+        (confirmed_password_hash, user_id),
+    )
+
+
+async def set_password(
+    conn: AsyncConnection, user_id: uuid.UUID, password_hash: str, tokens_valid_after: datetime
+) -> None:
+    """Only after a proof (a code, or the current password, which itself needed one)."""
+    await conn.execute(
+        """
+        UPDATE users
+           SET password_hash = %s, pending_password_hash = NULL,
+               mobile_verified_at = coalesce(mobile_verified_at, now()),
+               tokens_valid_after = %s, updated_at = now()
          WHERE id = %s
         """,
         (password_hash, tokens_valid_after, user_id),

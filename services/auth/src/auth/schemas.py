@@ -36,6 +36,12 @@ class MobileIn(CamelModel):
 class VerifyOtpIn(CamelModel):
     mobile_number: str = MobileNumber
     otp: str = Otp
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LENGTH,
+        description="The password chosen at sign-up, to confirm it; without it, it is dropped.",
+    )
 
 
 class LoginIn(CamelModel):
@@ -51,7 +57,14 @@ class ResetPasswordIn(CamelModel):
 
 class ChangePasswordIn(CamelModel):
     new_password: str = Password
-    current_password: str | None = Field(default=None, max_length=MAX_LENGTH)
+    current_password: str | None = Field(
+        default=None, max_length=MAX_LENGTH, description="Required when a password is set."
+    )
+    otp: str | None = Field(
+        default=None,
+        pattern=r"^\d{6}$",
+        description="A code from forgot-password: required when no password is set.",
+    )
 
 
 # Responses

@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from asgi_correlation_id.context import correlation_id
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from auth import otp, passwords, repository
+from auth import otp, repository
 from auth.delivery import OtpSender
+from auth.passwords import Hashing
 from auth.phone import InvalidPhoneNumber, mask, normalise
-from auth.repository import User
+from auth.repository import Challenge, User
 from auth.settings import Settings
 from auth.throttle import Throttle
 from shared import outbox
@@ -22,12 +24,14 @@ from shared.db import UnitOfWork
 from shared.errors import (
     AppError,
     Conflict,
+    Forbidden,
     NotFound,
     ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
 from shared.events import UserRegistered
+from shared.revocation import Lookup, UserGone
 from shared.tiers import SubscriptionState, subscription_state
 from shared.tokens import AccessToken, issue_access_token, now_ms, token_state_key
 
@@ -46,6 +50,7 @@ class AuthContext:
     redis: Redis
     throttle: Throttle
     sender: OtpSender
+    hashing: Hashing
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,16 @@ async def _revoke_tokens(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID, 
     uow.after_commit(publish)
 
 
-async def signup(uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str | None) -> User:
+async def signup(
+    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str | None, client_ip: str
+) -> User:
+    """A user whose number is not proven yet. A password given here is only pending: it
+    logs in once a code sent to the number is verified together with it (verify_code)."""
     number = mobile_number(raw_mobile, ctx.settings)
-    password_hash = await passwords.hash_password(password) if password else None
+    await ctx.throttle.signup(number, client_ip)
+    pending_hash = await ctx.hashing.hash(password) if password else None
     async with uow:
-        user = await repository.insert_user(uow.conn, uuid.uuid4(), number, password_hash)
+        user = await repository.insert_user(uow.conn, uuid.uuid4(), number, pending_hash)
         if user is None:
             raise Conflict(
                 "User with this mobile number already exists.", code="mobile_number_taken"
@@ -123,7 +133,7 @@ async def issue_code(
     uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, purpose: str, client_ip: str
 ) -> IssuedCode:
     number = mobile_number(raw_mobile, ctx.settings)
-    await ctx.throttle.otp_send_from_ip(client_ip)
+    await ctx.throttle.otp_send(number, client_ip)
     async with uow:
         user = await repository.get_user_by_mobile(uow.conn, number)
         if user is None:
@@ -133,7 +143,6 @@ async def issue_code(
                 else "User not found."
             )
             raise NotFound(message, code="user_not_found")
-        await ctx.throttle.otp_send_to_number(number)
         code = otp.new_code()
         challenge_id = uuid.uuid4()
         expires_in = ctx.settings.otp_expiration_minutes * 60
@@ -152,14 +161,19 @@ async def issue_code(
     return IssuedCode(code, expires_in, ctx.sender.returns_code)
 
 
-async def _consume_code(
-    uow: UnitOfWork, ctx: AuthContext, user: User, purpose: str, code: str
-) -> AppError | None:
-    """None when ``code`` is the user's live code for ``purpose`` (now used up); otherwise the
-    error to answer with. A wrong guess is recorded; the caller must commit it."""
-    challenge = await repository.lock_challenge(uow.conn, user.id, purpose)
+INVALID_CODE = "Invalid OTP."
+
+
+async def _check_code(
+    uow: UnitOfWork, ctx: AuthContext, user: User | None, purpose: str, code: str
+) -> Challenge | AppError:
+    """The user's live challenge for ``purpose``, locked, when ``code`` is its code (the
+    caller consumes it); otherwise the error to answer with. An unknown user gets the same
+    answer as a known one without a live code. A wrong guess is recorded: the caller must
+    commit before raising."""
+    challenge = await repository.lock_challenge(uow.conn, user.id, purpose) if user else None
     if challenge is None or challenge.consumed_at is not None:
-        return Unauthorized("Invalid OTP.", code="invalid_otp")
+        return Unauthorized(INVALID_CODE, code="invalid_otp")
     if challenge.attempts >= otp.MAX_ATTEMPTS:
         return Unauthorized(
             "Too many wrong attempts for this OTP. Request a new one.", code="otp_attempts_exceeded"
@@ -167,62 +181,129 @@ async def _consume_code(
     if challenge.expires_at <= datetime.now(UTC):
         return Unauthorized("OTP expired.", code="otp_expired")
     if not otp.matches(ctx.settings.jwt_secret, str(challenge.id), code, challenge.code_hash):
-        attempts = await repository.record_failed_attempt(uow.conn, challenge.id)
-        left = otp.MAX_ATTEMPTS - attempts
-        log.info("auth.otp_wrong", user_id=str(user.id), purpose=purpose, attempts=attempts)
-        if left <= 0:
-            return Unauthorized(
-                "Invalid OTP. That was the last attempt; request a new one.",
-                code="otp_attempts_exceeded",
-            )
-        return Unauthorized(f"Invalid OTP. {left} attempt(s) left.", code="invalid_otp")
-    await repository.consume_challenge(uow.conn, challenge.id)
-    return None
+        return await _wrong_guess(uow, challenge, INVALID_CODE, "invalid_otp")
+    return challenge
 
 
-async def verify_code(uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, code: str) -> AccessToken:
+async def _wrong_guess(uow: UnitOfWork, challenge: Challenge, message: str, code: str) -> AppError:
+    """Counts a failed use of the code; its last allowed one kills it."""
+    attempts = await repository.record_failed_attempt(uow.conn, challenge.id)
+    left = otp.MAX_ATTEMPTS - attempts
+    log.info(
+        "auth.otp_wrong",
+        user_id=str(challenge.user_id),
+        purpose=challenge.purpose,
+        attempts=attempts,
+    )
+    if left <= 0:
+        return Unauthorized(
+            f"{message} That was the last attempt; request a new code.",
+            code="otp_attempts_exceeded",
+        )
+    return Unauthorized(f"{message} {left} attempt(s) left.", code=code)
+
+
+async def verify_code(
+    uow: UnitOfWork,
+    ctx: AuthContext,
+    raw_mobile: str,
+    code: str,
+    password: str | None,
+    client_ip: str,
+) -> AccessToken:
+    """Log in with a code. It proves the number: a password chosen at signup becomes the
+    password if ``password`` is that password, and is dropped otherwise, so a password set
+    by someone who never held the phone cannot survive its owner's first sign-in."""
     number = mobile_number(raw_mobile, ctx.settings)
+    attempt = await ctx.throttle.code_attempt(number, client_ip)
     async with uow:
-        user = await repository.get_user_by_mobile(uow.conn, number)
-        if user is None:
-            raise NotFound("User not found.", code="user_not_found")
-        failure = await _consume_code(uow, ctx, user, LOGIN, code)
+        user = await repository.lock_user_by_mobile(uow.conn, number)
+        result = await _check_code(uow, ctx, user, LOGIN, code)
+        if isinstance(result, Challenge) and user is not None:
+            confirmed = None
+            if user.pending_password_hash and password is not None:
+                if await ctx.hashing.verify(user.pending_password_hash, password):
+                    confirmed = user.pending_password_hash
+                else:
+                    result = await _wrong_guess(
+                        uow,
+                        result,
+                        "The password is not the one chosen at sign-up.",
+                        "invalid_credentials",
+                    )
+            if isinstance(result, Challenge):
+                await repository.consume_challenge(uow.conn, result.id)
+                await repository.record_proof(uow.conn, user.id, confirmed)
+                _log_proof(user, confirmed)
     # Raised after the commit, so a wrong guess is counted.
-    if failure is not None:
-        raise failure
+    if isinstance(result, AppError):
+        raise result
+    assert user is not None
+    await attempt.forgive()
     log.info("auth.logged_in", user_id=str(user.id), method="otp")
     return _issue_token(ctx, user, now_ms())
 
 
-async def login(uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str) -> AccessToken:
+def _log_proof(user: User, confirmed: str | None) -> None:
+    if user.mobile_verified_at is None:
+        log.info("auth.number_proven", user_id=str(user.id))
+    if confirmed:
+        log.info("auth.pending_password_confirmed", user_id=str(user.id))
+    elif user.pending_password_hash:
+        log.info("auth.pending_password_dropped", user_id=str(user.id))
+
+
+async def login(
+    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str, client_ip: str
+) -> AccessToken:
+    """Log in with a confirmed password. The attempt is counted before the password is
+    checked, and forgiven only when it succeeds."""
     number = mobile_number(raw_mobile, ctx.settings)
-    await ctx.throttle.check_login_allowed(number)
+    attempt = await ctx.throttle.login_attempt(number, client_ip)
     async with uow:
         user = await repository.get_user_by_mobile(uow.conn, number)
-    ok = await passwords.verify_password(user.password_hash if user else None, password)
-    if user is None or not ok:
-        await ctx.throttle.record_login_failure(number)
-        raise Unauthorized("Invalid mobile number or password.", code="invalid_credentials")
+    invalid = Unauthorized("Invalid mobile number or password.", code="invalid_credentials")
+    if user is not None and user.password_hash is None and user.pending_password_hash:
+        if await ctx.hashing.verify(user.pending_password_hash, password):
+            raise Forbidden(
+                "This password is not confirmed yet. Ask for a code (send-otp), then send "
+                "it to verify-otp together with this password.",
+                code="password_not_confirmed",
+            )
+        raise invalid
+    if not await ctx.hashing.verify(user.password_hash if user else None, password):
+        raise invalid
+    assert user is not None
+    await attempt.forgive()
     log.info("auth.logged_in", user_id=str(user.id), method="password")
     return _issue_token(ctx, user, now_ms())
 
 
 async def reset_password(
-    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, code: str, new_password: str
+    uow: UnitOfWork,
+    ctx: AuthContext,
+    raw_mobile: str,
+    code: str,
+    new_password: str,
+    client_ip: str,
 ) -> None:
+    """Set the password with a reset code; every earlier token stops working. The new
+    password is hashed only once the code is known to be right."""
     number = mobile_number(raw_mobile, ctx.settings)
-    password_hash = await passwords.hash_password(new_password)
+    attempt = await ctx.throttle.code_attempt(number, client_ip)
     async with uow:
-        user = await repository.get_user_by_mobile(uow.conn, number)
-        if user is None:
-            raise NotFound("User not found.", code="user_not_found")
-        failure = await _consume_code(uow, ctx, user, RESET, code)
-        if failure is None:
+        user = await repository.lock_user_by_mobile(uow.conn, number)
+        result = await _check_code(uow, ctx, user, RESET, code)
+        if isinstance(result, Challenge) and user is not None:
+            password_hash = await ctx.hashing.hash(new_password)
+            await repository.consume_challenge(uow.conn, result.id)
             at = now_ms()
             await repository.set_password(uow.conn, user.id, password_hash, _to_datetime(at))
             await _revoke_tokens(uow, ctx, user.id, at)
-    if failure is not None:
-        raise failure
+    if isinstance(result, AppError):
+        raise result
+    assert user is not None
+    await attempt.forgive()
     log.info("auth.password_reset", user_id=str(user.id))
 
 
@@ -232,22 +313,47 @@ async def change_password(
     user_id: uuid.UUID,
     new_password: str,
     current_password: str | None,
+    code: str | None,
+    client_ip: str,
 ) -> AccessToken:
     """Sets the password and revokes every earlier token; returns a fresh token for the
-    caller, whose own token is one of the revoked ones."""
-    password_hash = await passwords.hash_password(new_password)
+    caller, whose own token is one of the revoked ones.
+
+    A token alone is not enough: the current password proves the caller, or, for an account
+    without one, a reset code sent to the number now (a stolen token cannot set a password
+    that outlives its revocation)."""
     async with uow:
         user = await repository.lock_user(uow.conn, user_id)
         if user is None:
             raise NotFound("User not found.", code="user_not_found")
+        failure: AppError | None = None
         if user.password_hash is not None:
             if not current_password:
                 raise ValidationFailed.on("currentPassword", "Enter your current password.")
-            if not await passwords.verify_password(user.password_hash, current_password):
-                raise Unauthorized("The current password is wrong.", code="invalid_credentials")
-        at = now_ms()
-        await repository.set_password(uow.conn, user.id, password_hash, _to_datetime(at))
-        await _revoke_tokens(uow, ctx, user.id, at)
+            attempt = await ctx.throttle.login_attempt(user.mobile_number, client_ip)
+            if not await ctx.hashing.verify(user.password_hash, current_password):
+                failure = Unauthorized("The current password is wrong.", code="invalid_credentials")
+        else:
+            if not code:
+                raise ValidationFailed.on(
+                    "otp",
+                    "This account has no password yet: ask for a code with forgot-password "
+                    "and send it here as otp.",
+                )
+            attempt = await ctx.throttle.code_attempt(user.mobile_number, client_ip)
+            result = await _check_code(uow, ctx, user, RESET, code)
+            if isinstance(result, AppError):
+                failure = result
+            else:
+                await repository.consume_challenge(uow.conn, result.id)
+        if failure is None:
+            password_hash = await ctx.hashing.hash(new_password)
+            at = now_ms()
+            await repository.set_password(uow.conn, user.id, password_hash, _to_datetime(at))
+            await _revoke_tokens(uow, ctx, user.id, at)
+    if failure is not None:
+        raise failure
+    await attempt.forgive()
     log.info("auth.password_changed", user_id=str(user.id))
     return _issue_token(ctx, user, at)
 
@@ -284,3 +390,15 @@ async def get_user_with_subscription(
 async def tokens_valid_after(uow: UnitOfWork, user_id: uuid.UUID) -> float | None:
     user = await get_user(uow, user_id)
     return user.tokens_valid_after.timestamp() if user.tokens_valid_after else None
+
+
+def token_lookup(pool: AsyncConnectionPool) -> Lookup:
+    """Auth answers revocation look-ups from its own database (it owns the truth)."""
+
+    async def lookup(user_id: str) -> float | None:
+        try:
+            return await tokens_valid_after(UnitOfWork(pool), uuid.UUID(user_id))
+        except (ValueError, NotFound):
+            raise UserGone(user_id) from None
+
+    return lookup

@@ -1,14 +1,28 @@
-"""Rate limits on OTP sends and password logins, kept in Redis with the `limits` library.
+"""Rate limits of the unauthenticated routes, kept in Redis.
 
-Moving windows, so a burst at the end of one hour and the start of the next is still
-limited. Every limit raises :class:`shared.errors.RateLimited` (429 with ``Retry-After``).
+Two kinds, both atomic, both checked per number before per client address (so one busy
+address cannot use up a number's budget for everyone, and a refusal by number costs the
+address nothing):
+
+- **Hits** (code sends, signups): the `limits` library's moving windows; every request
+  counts.
+- **Attempts** (password logins, code checks): taken *before* the slow or secret-revealing
+  work starts and forgiven when it succeeds, so only failures use the budget, yet 60
+  concurrent guesses cannot all start while the count is still low (a check-then-count
+  limit lets every one of them through). `limits` cannot give a hit back, so attempts are
+  a small Lua script over one sorted set per subject (:class:`AttemptLimiter`).
+
+Every refusal raises :class:`shared.errors.RateLimited` (429 with ``Retry-After``). If
+Redis is down nothing can be counted, so every limited route refuses with 503.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
@@ -16,7 +30,9 @@ from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from auth.settings import Settings
 from shared.errors import RateLimited, ServiceUnavailable
@@ -24,6 +40,10 @@ from shared.redis import reconnecting
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+HOUR = 3600
+DAY = 86_400
+KEY_PREFIX = "auth-attempts"
 
 
 async def _storage(call: Awaitable[T]) -> T:
@@ -35,11 +55,88 @@ async def _storage(call: Awaitable[T]) -> T:
         raise ServiceUnavailable() from exc
 
 
+@dataclass(frozen=True)
+class Budget:
+    """At most ``limit`` unforgiven attempts per ``window`` seconds for one subject."""
+
+    name: str
+    limit: int
+    window: int
+    message: str
+
+
+# KEYS: one sorted set per budget. ARGV: the attempt's id, then a window (ms) and a limit
+# per key. Members are attempt ids scored by their start time (ms, Redis's clock). Either
+# every key takes the attempt or none does; a refusal returns the 1-based index of the
+# full budget and the milliseconds until its oldest attempt leaves the window.
+_TAKE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+for i, key in ipairs(KEYS) do
+    local window = tonumber(ARGV[2 * i])
+    local limit = tonumber(ARGV[2 * i + 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    if redis.call('ZCARD', key) >= limit then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        return {i, tonumber(oldest[2]) + window - now}
+    end
+end
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[1])
+    redis.call('PEXPIRE', key, tonumber(ARGV[2 * i]))
+end
+return {0, 0}
+"""
+
+
+class Attempt:
+    """A taken attempt: :meth:`forgive` it once the guarded action succeeded."""
+
+    def __init__(self, limiter: AttemptLimiter, keys: list[str], attempt_id: str) -> None:
+        self._limiter = limiter
+        self._keys = keys
+        self._id = attempt_id
+
+    async def forgive(self) -> None:
+        try:
+            async with self._limiter.redis.pipeline(transaction=True) as pipe:
+                for key in self._keys:
+                    pipe.zrem(key, self._id)
+                await pipe.execute()
+        except RedisError as exc:  # the attempt then counts as a failure: the safe side
+            log.warning("throttle.forgive_failed", error=repr(exc))
+
+
+class AttemptLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._take = redis.register_script(_TAKE)
+
+    async def take(self, *budgets: tuple[Budget, str]) -> Attempt:
+        """One attempt against every ``(budget, subject)``, all or none; raises 429 naming
+        the first full budget."""
+        keys = [f"{KEY_PREFIX}:{budget.name}:{subject}" for budget, subject in budgets]
+        args: list[str | int] = [uuid.uuid4().hex]
+        for budget, _ in budgets:
+            args += [budget.window * 1000, budget.limit]
+        try:
+            full, wait_ms = await self._take(keys=keys, args=args)
+        except RedisError as exc:
+            log.error("throttle.storage_unavailable", error=repr(exc))
+            raise ServiceUnavailable() from exc
+        if full:
+            budget = budgets[int(full) - 1][0]
+            log.info("throttle.attempts_refused", budget=budget.name)
+            raise RateLimited(
+                budget.message, code="too_many_attempts", retry_after=math.ceil(wait_ms / 1000)
+            )
+        return Attempt(self, keys, str(args[0]))
+
+
 class Throttle:
-    def __init__(self, settings: Settings) -> None:
-        url = settings.redis_url
+    def __init__(self, settings: Settings, redis: Redis) -> None:
         self.storage = RedisStorage(
-            f"async+{url}",
+            f"async+{settings.redis_url}",
             implementation="redispy",
             key_prefix="auth-limits",
             wrap_exceptions=True,
@@ -47,13 +144,40 @@ class Throttle:
             retry_on_error=[RedisConnectionError],
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
+        self.attempts = AttemptLimiter(redis)
         cooldown = settings.otp_resend_cooldown_seconds
         self.resend_cooldown: RateLimitItem | None = (
             RateLimitItemPerSecond(1, cooldown) if cooldown > 0 else None
         )
         self.sends_per_number = RateLimitItemPerHour(settings.otp_sends_per_number_per_hour)
         self.sends_per_ip = RateLimitItemPerHour(settings.otp_sends_per_ip_per_hour)
-        self.login_failures = RateLimitItemPerHour(settings.login_failures_per_number_per_hour)
+        self.signups_per_number = RateLimitItemPerHour(settings.signups_per_number_per_hour)
+        self.signups_per_ip = RateLimitItemPerHour(settings.signups_per_ip_per_hour)
+        self.login_per_number = Budget(
+            "login-number",
+            settings.login_failures_per_number_per_hour,
+            HOUR,
+            "Too many failed logins for this number. Try again later or log in with a code.",
+        )
+        self.login_per_ip = Budget(
+            "login-ip",
+            settings.login_failures_per_ip_per_hour,
+            HOUR,
+            "Too many failed logins from this network. Try again later.",
+        )
+        self.codes_per_number = Budget(
+            "code-number",
+            settings.otp_failures_per_number_per_day,
+            DAY,
+            "Too many wrong codes for this number: code checks are locked for now. "
+            "Try again after the time in Retry-After.",
+        )
+        self.codes_per_ip = Budget(
+            "code-ip",
+            settings.otp_failures_per_ip_per_hour,
+            HOUR,
+            "Too many wrong codes from this network. Try again later.",
+        )
 
     async def _retry_after(self, item: RateLimitItem, *ids: str) -> int:
         stats = await _storage(self.limiter.get_window_stats(item, *ids))
@@ -61,17 +185,10 @@ class Throttle:
 
     async def _hit(self, item: RateLimitItem, message: str, *ids: str) -> None:
         if not await _storage(self.limiter.hit(item, *ids)):
+            log.info("throttle.refused", limit=ids[0])
             raise RateLimited(message, retry_after=await self._retry_after(item, *ids))
 
-    async def otp_send_from_ip(self, ip: str) -> None:
-        await self._hit(
-            self.sends_per_ip,
-            "Too many codes requested from this network. Try again later.",
-            "otp-ip",
-            ip,
-        )
-
-    async def otp_send_to_number(self, mobile_number: str) -> None:
+    async def otp_send(self, mobile_number: str, ip: str) -> None:
         if self.resend_cooldown is not None:
             await self._hit(
                 self.resend_cooldown,
@@ -85,15 +202,33 @@ class Throttle:
             "otp-number",
             mobile_number,
         )
+        await self._hit(
+            self.sends_per_ip,
+            "Too many codes requested from this network. Try again later.",
+            "otp-ip",
+            ip,
+        )
 
-    async def check_login_allowed(self, mobile_number: str) -> None:
-        if not await _storage(self.limiter.test(self.login_failures, "login-fail", mobile_number)):
-            raise RateLimited(
-                "Too many failed logins for this number. Try again later or log in with an OTP.",
-                retry_after=await self._retry_after(
-                    self.login_failures, "login-fail", mobile_number
-                ),
-            )
+    async def signup(self, mobile_number: str, ip: str) -> None:
+        await self._hit(
+            self.signups_per_number,
+            "Too many sign-ups for this number. Try again later.",
+            "signup-number",
+            mobile_number,
+        )
+        await self._hit(
+            self.signups_per_ip,
+            "Too many sign-ups from this network. Try again later.",
+            "signup-ip",
+            ip,
+        )
 
-    async def record_login_failure(self, mobile_number: str) -> None:
-        await _storage(self.limiter.hit(self.login_failures, "login-fail", mobile_number))
+    async def login_attempt(self, mobile_number: str, ip: str) -> Attempt:
+        return await self.attempts.take(
+            (self.login_per_number, mobile_number), (self.login_per_ip, ip)
+        )
+
+    async def code_attempt(self, mobile_number: str, ip: str) -> Attempt:
+        return await self.attempts.take(
+            (self.codes_per_number, mobile_number), (self.codes_per_ip, ip)
+        )

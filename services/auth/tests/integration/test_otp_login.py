@@ -29,8 +29,18 @@ async def send_otp(client, number: str, path: str = "send-otp") -> str:
     return response.json()["otp"]
 
 
-async def verify(client, number: str, otp: str):
-    return await client.post("/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": otp})
+async def verify(client, number: str, otp: str, password: str | None = None):
+    body = {"mobileNumber": number, "otp": otp} | ({"password": password} if password else {})
+    return await client.post("/api/v1/auth/verify-otp", json=body)
+
+
+async def with_confirmed_password(client, password: str) -> dict:
+    """A user who signed up with ``password`` and confirmed it with a code."""
+    number = random_mobile_number()
+    user = await signup(client, number, password)
+    response = await verify(client, number, await send_otp(client, number), password)
+    assert response.status_code == 200, response.text
+    return user | {"number": number}
 
 
 def wrong(code: str) -> str:
@@ -201,14 +211,26 @@ async def test_malformed_otp_is_400_not_a_counted_attempt(client):
     assert (await verify(client, number, otp)).status_code == 200
 
 
-async def test_verify_for_unknown_number_is_404(client):
-    response = await verify(client, random_mobile_number(), "123456")
-    assert response.status_code == 404
+async def test_verify_answers_an_unknown_number_like_a_known_one_without_a_code(client):
+    known = random_mobile_number()
+    await signup(client, known)
+    unknown = await verify(client, random_mobile_number(), "123456")
+    no_code = await verify(client, known, "123456")
+    assert unknown.status_code == no_code.status_code == 401
+    assert (
+        unknown.json()
+        == no_code.json()
+        == {
+            "status": "fail",
+            "code": "invalid_otp",
+            "message": "Invalid OTP.",
+        }
+    )
 
 
 async def test_password_login(client, jwt_secret):
-    number = random_mobile_number()
-    user_id = (await signup(client, number, "correct horse"))["userId"]
+    user = await with_confirmed_password(client, "correct horse")
+    number, user_id = user["number"], user["userId"]
     response = await client.post(
         "/api/v1/auth/login", json={"mobileNumber": number, "password": "correct horse"}
     )
@@ -217,8 +239,7 @@ async def test_password_login(client, jwt_secret):
 
 
 async def test_wrong_password_and_unknown_number_look_the_same(client):
-    number = random_mobile_number()
-    await signup(client, number, "correct horse")
+    number = (await with_confirmed_password(client, "correct horse"))["number"]
     wrong_password = await client.post(
         "/api/v1/auth/login", json={"mobileNumber": number, "password": "wrong horse"}
     )
@@ -241,8 +262,7 @@ async def test_user_without_password_cannot_log_in_with_one(client):
 
 @pytest.mark.parametrize("settings_overrides", [{"login_failures_per_number_per_hour": 3}])
 async def test_repeated_login_failures_are_throttled(client):
-    number = random_mobile_number()
-    await signup(client, number, "correct horse")
+    number = (await with_confirmed_password(client, "correct horse"))["number"]
     for _ in range(3):
         response = await client.post(
             "/api/v1/auth/login", json={"mobileNumber": number, "password": "wrong horse"}

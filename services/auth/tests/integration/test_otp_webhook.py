@@ -84,3 +84,27 @@ async def test_failed_webhook_delivery_keeps_the_previous_code(client, sms_gatew
         "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": first_code}
     )
     assert verified.status_code == 200
+
+
+async def test_webhook_credentials_never_reach_the_log(auth_settings, sms_gateway):
+    """The SMS gateway's URL may carry its credentials (user info, a key in the query)."""
+    from structlog.testing import capture_logs
+
+    from auth.app import create_app
+    from shared.testing.asgi import app_client
+
+    gateway, url = sms_gateway
+    secret_url = url.replace("http://", "http://sms-user:pa55-s3cret@") + "?api_key=k3y-s3cret"
+    settings = auth_settings.model_copy(update={"otp_webhook_url": secret_url})
+    gateway.fail = True
+    with capture_logs() as logs:
+        async with app_client(create_app(settings)) as client:
+            number = await new_user(client)
+            assert (await send(client, number)).status_code == 503
+    failures = [line for line in logs if line["event"] == "otp.webhook_failed"]
+    assert failures, logs
+    assert failures[0]["webhook"] == url
+    text = json.dumps(logs, default=str)
+    assert "pa55-s3cret" not in text
+    assert "k3y-s3cret" not in text
+    assert number not in text  # numbers are masked too

@@ -7,15 +7,22 @@ from shared.tokens import is_revoked, token_state_key, verify_access_token
 
 
 async def signed_up(client, password: str | None = None) -> tuple[str, str, str]:
-    """A new user logged in with an OTP: (number, user id, token)."""
+    """A new user logged in with an OTP, which confirmed ``password``: (number, user id,
+    token)."""
     number = random_mobile_number()
     body = {"mobileNumber": number} | ({"password": password} if password else {})
     user_id = (await client.post("/api/v1/auth/signup", json=body)).json()["userId"]
     otp = (await client.post("/api/v1/auth/send-otp", json={"mobileNumber": number})).json()["otp"]
-    token = (
-        await client.post("/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": otp})
-    ).json()["token"]
-    return number, user_id, token
+    proof = {"mobileNumber": number, "otp": otp} | ({"password": password} if password else {})
+    verified = await client.post("/api/v1/auth/verify-otp", json=proof)
+    assert verified.status_code == 200, verified.text
+    return number, user_id, verified.json()["token"]
+
+
+async def reset_code(client, number: str) -> str:
+    response = await client.post("/api/v1/auth/forgot-password", json={"mobileNumber": number})
+    assert response.status_code == 200, response.text
+    return response.json()["otp"]
 
 
 def auth(token: str) -> dict[str, str]:
@@ -115,12 +122,35 @@ async def test_change_password_revokes_earlier_tokens_and_returns_a_new_one(
     assert login.status_code == 200
 
 
-async def test_otp_only_user_can_set_a_first_password(client):
+async def test_otp_only_user_sets_a_first_password_with_a_fresh_code(client):
     number, _, token = await signed_up(client)
-    response = await client.post(
+    without = await client.post(
         "/api/v1/auth/change-password", json={"newPassword": "first password"}, headers=auth(token)
     )
-    assert response.status_code == 200
+    assert without.status_code == 400
+    assert without.json()["errors"][0]["field"] == "otp"
+    code = await reset_code(client, number)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    refused = await client.post(
+        "/api/v1/auth/change-password",
+        json={"newPassword": "first password", "otp": wrong},
+        headers=auth(token),
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "invalid_otp"
+    response = await client.post(
+        "/api/v1/auth/change-password",
+        json={"newPassword": "first password", "otp": code},
+        headers=auth(token),
+    )
+    assert response.status_code == 200, response.text
+    # The code is used up.
+    again = await client.post(
+        "/api/v1/auth/change-password",
+        json={"newPassword": "second password", "otp": code},
+        headers=auth(response.json()["token"]),
+    )
+    assert again.status_code == 400  # a password is set now: the current one is asked for
     login = await client.post(
         "/api/v1/auth/login", json={"mobileNumber": number, "password": "first password"}
     )

@@ -8,26 +8,40 @@ from auth.settings import Settings
 SECRET = "unit-Z8qW3eR7tY1uI5oP9aS2dF6gH0jK4lXcVbNm"
 
 
-def test_response_delivery_is_refused_in_production():
-    with pytest.raises(ValidationError, match="refused in production"):
-        Settings(_env_file=None, app_env="production", jwt_secret=SECRET, otp_delivery="response")
+@pytest.mark.parametrize("delivery", ["response", "log"])
+def test_delivery_that_exposes_codes_is_refused_in_production(delivery):
+    with pytest.raises(ValidationError, match="production needs OTP_DELIVERY=webhook"):
+        Settings(_env_file=None, app_env="production", jwt_secret=SECRET, otp_delivery=delivery)
 
 
-def test_delivery_defaults_to_response_in_development_and_log_elsewhere():
+def test_production_needs_an_explicit_delivery():
+    with pytest.raises(ValidationError, match="OTP_DELIVERY must be set in production"):
+        Settings(_env_file=None, app_env="production", jwt_secret=SECRET)
+    settings = Settings(
+        _env_file=None,
+        app_env="production",
+        jwt_secret=SECRET,
+        otp_delivery="webhook",
+        otp_webhook_url="https://sms.example/send",
+    )
+    assert settings.otp_delivery == "webhook"
+
+
+def test_delivery_defaults_to_response_in_development_and_log_in_tests():
     assert Settings(_env_file=None, app_env="development", jwt_secret=SECRET).otp_delivery == (
         "response"
     )
-    assert Settings(_env_file=None, app_env="production", jwt_secret=SECRET).otp_delivery == "log"
+    assert Settings(_env_file=None, app_env="test", jwt_secret=SECRET).otp_delivery == "log"
 
 
 def test_webhook_delivery_needs_a_url():
     with pytest.raises(ValidationError, match="OTP_WEBHOOK_URL"):
-        Settings(_env_file=None, jwt_secret=SECRET, otp_delivery="webhook")
+        Settings(_env_file=None, app_env="test", jwt_secret=SECRET, otp_delivery="webhook")
 
 
 def test_otp_expiry_is_capped_at_ten_minutes():
     with pytest.raises(ValidationError):
-        Settings(_env_file=None, jwt_secret=SECRET, otp_expiration_minutes=60)
+        Settings(_env_file=None, app_env="test", jwt_secret=SECRET, otp_expiration_minutes=60)
 
 
 def test_codes_are_six_digits_and_vary():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route, request_response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from gateway.authentication import TokenStates, authenticate
+from gateway.authentication import authenticate, open_token_states
 from gateway.openapi import TITLE, MergedOpenAPI
 from gateway.proxy import Proxy, unavailable
 from gateway.routes import ROUTE_TABLE, ROUTES
@@ -130,16 +130,20 @@ def create_app(settings: Settings) -> FastAPI:
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
         )
         redis = open_redis(settings.redis_url)
+        token_states_scope = AsyncExitStack()
         app.state.session = session
         app.state.redis = redis
         app.state.proxy = Proxy(session, settings)
-        app.state.token_states = TokenStates(redis, session, settings)
+        app.state.token_states = await token_states_scope.enter_async_context(
+            open_token_states(redis, settings)
+        )
         app.state.openapi = MergedOpenAPI(
             session, app.state.proxy.urls, settings.upstream_connect_timeout_seconds
         )
         try:
             yield
         finally:
+            await token_states_scope.aclose()
             await session.close()
             await redis.aclose()
 

@@ -19,6 +19,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from redis.asyncio import Redis
 
 from shared.redis import open_redis
+from shared.revocation import NO_REVOCATION
+from shared.tokens import token_state_key
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -69,6 +71,15 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture(scope="session")
 def jwt_secret() -> str:
     return TEST_JWT_SECRET
+
+
+def mark_user_unrevoked(redis_url: str, user_id: str, ttl_seconds: int = 3600) -> None:
+    """Cache "never revoked" for ``user_id``, as a service does after auth confirmed the user
+    exists: lets a service's tests authenticate users that only exist in a token."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(token_state_key(user_id), NO_REVOCATION, ex=ttl_seconds)
 
 
 def random_mobile_number() -> str:

@@ -1,0 +1,111 @@
+"""Token revocation, honoured by every service that verifies a token (the gateway, auth,
+chat and billing), so a request that goes around the gateway cannot use a token that was
+revoked by logout, a password change or a reset.
+
+Auth owns each user's "tokens valid after" time. After it commits a revocation it writes
+the time to Redis under ``shared.tokens.token_state_key(user_id)`` as a decimal string of
+epoch seconds (``f"{t:.3f}"``), for as long as a token lives, so the key outlives every
+token it revokes. ``NO_REVOCATION`` (``"0"``: every token is issued after it) is what a
+reader stores when auth says there is no revocation, so the cache holds one format only.
+
+On a miss (never cached, or Redis lost its data) the reader asks the source: auth reads
+its own database; every other service asks auth's internal route. The answer is cached
+with ``SET NX``, so a fill that raced with a revocation never overwrites auth's newer
+value. If Redis is down, every check asks the source; if the source cannot answer either,
+the request fails with 503: a check that cannot be made never lets a token through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import httpx
+import structlog
+from asgi_correlation_id.context import correlation_id
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.errors import ServiceUnavailable, Unauthorized
+from shared.tokens import Claims, is_revoked, token_state_key
+
+log = structlog.get_logger(__name__)
+
+NO_REVOCATION = "0"
+REVOKED = "This token has been revoked. Please log in again."
+USER_GONE = "The user belonging to this token does no longer exist."
+AUTH_UNAVAILABLE = "The auth service is unavailable. Try again shortly."
+
+
+class UserGone(Exception):
+    """The token names a user that does not exist (deleted, or a made-up id)."""
+
+
+# A user's "valid after" time (None: never revoked); raises UserGone for an unknown user.
+Lookup = Callable[[str], Awaitable[float | None]]
+
+
+class TokenStates:
+    """Each user's "tokens valid after" time: Redis first, ``lookup`` on a miss."""
+
+    def __init__(self, redis: Redis, lookup: Lookup, *, cache_seconds: int) -> None:
+        self.redis = redis
+        self.lookup = lookup
+        self.cache_seconds = cache_seconds
+
+    async def valid_after(self, user_id: str) -> float | None:
+        key = token_state_key(user_id)
+        try:
+            cached = await self.redis.get(key)
+        except RedisError as exc:
+            log.warning("token_state.cache_unavailable", error=repr(exc))
+            return await self.lookup(user_id)
+        if cached is not None:
+            try:
+                return None if cached == NO_REVOCATION else float(cached)
+            except ValueError:
+                log.warning("token_state.unparsable", key=key, value=cached)
+                return await self.lookup(user_id)
+        value = await self.lookup(user_id)
+        try:
+            stored = NO_REVOCATION if value is None else repr(value)
+            await self.redis.set(key, stored, nx=True, ex=self.cache_seconds)
+        except RedisError as exc:
+            log.warning("token_state.cache_unavailable", error=repr(exc))
+        return value
+
+    async def check(self, claims: Claims) -> None:
+        """Raises the 401 the client gets when the token was revoked or its user is gone."""
+        try:
+            valid_after = await self.valid_after(claims.user_id)
+        except UserGone:
+            raise Unauthorized(USER_GONE, code="user_not_found") from None
+        if is_revoked(claims, valid_after):
+            raise Unauthorized(REVOKED, code="token_revoked")
+
+
+def auth_lookup(http: httpx.AsyncClient, auth_url: str) -> Lookup:
+    """Asks auth's internal route ``GET /internal/users/{id}/token-state`` (cluster-only)."""
+    base = auth_url.rstrip("/")
+
+    async def lookup(user_id: str) -> float | None:
+        url = f"{base}/internal/users/{quote(user_id, safe='')}/token-state"
+        try:
+            response = await http.get(url, headers={"X-Request-ID": correlation_id.get() or ""})
+        except httpx.HTTPError as exc:
+            log.warning("token_state.lookup_failed", error=repr(exc))
+            raise ServiceUnavailable(AUTH_UNAVAILABLE) from None
+        if response.status_code == 404:
+            raise UserGone(user_id)
+        if response.status_code != 200:
+            log.warning("token_state.lookup_failed", status=response.status_code)
+            raise ServiceUnavailable(AUTH_UNAVAILABLE)
+        try:
+            value = json.loads(response.content)["data"]["validAfter"]
+            return None if value is None else float(value)
+        except (KeyError, TypeError, ValueError):
+            log.warning("token_state.lookup_malformed", body=response.content[:200])
+            raise ServiceUnavailable(AUTH_UNAVAILABLE) from None
+
+    return lookup
