@@ -71,6 +71,14 @@ def test_service_image_starts_the_service_as_the_manifests_expect(
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_service_image_runs_in_production_unless_told_otherwise(service: str) -> None:
+    """Fail closed: an image started without configuration refuses what production refuses
+    (codes in responses, weak secrets, the simulators)."""
+    _, stages = parse(REPO / "services" / service / "Dockerfile")
+    assert env_of(stages[-1]).get("APP_ENV") == "production"
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_service_image_carries_its_migrations_where_migrations_dir_points(service: str) -> None:
     _, stages = parse(REPO / "services" / service / "Dockerfile")
     runtime = stages[-1]

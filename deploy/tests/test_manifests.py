@@ -1,6 +1,6 @@
 """The rendered Kubernetes manifests: valid against the API schemas, and what the design
 promises of them (hardened pods, probes, limits, one Deployment per service, migrations as
-init containers, replicas, autoscalers, NetworkPolicies in production, config keys that are
+init containers, replicas, autoscalers, NetworkPolicies, config keys that are
 real settings). Everything runs offline on `kubectl kustomize` output."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -355,10 +356,13 @@ def config_values(objects: list[Obj], name: str) -> dict[str, str]:
     return config["data"]
 
 
-def container_env(objects: list[Obj], overlay: str, container: Obj) -> dict[str, str]:
-    """The environment a container starts with, resolved from the rendered objects."""
+def container_env(
+    objects: list[Obj], overlay: str, container: Obj, secrets: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a container starts with, resolved from the rendered objects (and
+    ``secrets`` in place of the overlay's Secret, when given)."""
     env: dict[str, str] = {}
-    secrets = secret_values(objects, overlay)
+    secrets = secret_values(objects, overlay) if secrets is None else secrets
     for source in container.get("envFrom", []):
         env.update(config_values(objects, source["configMapRef"]["name"]))
     for var in container.get("env", []):
@@ -415,10 +419,14 @@ def test_every_service_container_starts_with_valid_settings(
     rendered: dict[str, list[Obj]], overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real Settings classes accept the environment the manifests give (also the
-    migrate init containers: settings are checked for every command)."""
+    migrate init containers: settings are checked for every command); in production, once
+    the example Secret's placeholders are replaced by real values."""
+    secrets = None
+    if overlay == "prod":
+        secrets = secret_values(rendered["prod"], "prod") | operator_values()
     for service in SERVICES:
         for container in containers(deployment(rendered[overlay], service)):
-            env = container_env(rendered[overlay], overlay, container)
+            env = container_env(rendered[overlay], overlay, container, secrets)
             assert env["HOST"] == "0.0.0.0"
             monkeypatch.setattr(os, "environ", env)
             settings = settings_class(service)(_env_file=None)
@@ -430,6 +438,32 @@ def test_every_service_container_starts_with_valid_settings(
                         "containerPort"
                     ]
                 )
+
+
+def operator_values() -> dict[str, str]:
+    """What an operator puts where the example Secret has placeholders."""
+    return {
+        "JWT_SECRET": token_urlsafe(48),
+        "GOOGLE_GEMINI_API_KEY": "AIza" + token_urlsafe(30),
+        "STRIPE_SECRET_KEY": "sk_live_" + token_urlsafe(32),
+        "STRIPE_PUBLISHABLE_KEY": "pk_live_" + token_urlsafe(32),
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + token_urlsafe(32),
+    }
+
+
+def test_production_refuses_to_start_with_the_example_secret(
+    rendered: dict[str, list[Obj]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying the example Secret as it is stops every service that signs or checks tokens,
+    with a message that names the problem."""
+    for service in SERVICES:
+        for container in containers(deployment(rendered["prod"], service)):
+            env = container_env(rendered["prod"], "prod", container)
+            if "JWT_SECRET" not in env:
+                continue
+            monkeypatch.setattr(os, "environ", env)
+            with pytest.raises(ValueError, match="JWT_SECRET is a placeholder"):
+                settings_class(service)(_env_file=None)
 
 
 def test_simulators_are_given_only_options_and_variables_they_read(
@@ -462,7 +496,7 @@ def test_the_example_secret_lists_every_key_prod_references(
     assert example.keys() - dev.keys() <= {"OTP_WEBHOOK_URL"}
 
 
-# --- network policies (prod) -----------------------------------------------------------
+# --- network policies (both overlays) ---------------------------------------------------
 
 
 def selects(selector: Obj, labels: dict[str, str]) -> bool:
@@ -514,30 +548,46 @@ def allowed(objects: list[Obj], service: str, direction: str) -> list[tuple[set[
     return rules
 
 
-def test_prod_denies_all_traffic_by_default(rendered: dict[str, list[Obj]]) -> None:
-    deny = one(rendered["prod"], "NetworkPolicy", "default-deny")["spec"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_all_traffic_is_denied_by_default(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    deny = one(rendered[overlay], "NetworkPolicy", "default-deny")["spec"]
     assert deny["podSelector"] == {}
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny and "egress" not in deny
 
 
-def test_prod_lets_only_the_gateway_be_reached_from_outside(
-    rendered: dict[str, list[Obj]],
+# Who may reach each service's pods, in every overlay: the gateway from anywhere; auth from
+# the gateway and the services that ask it for revocation times; the others from the gateway.
+INGRESS_FROM = {"auth": {"gateway", "chat", "billing"}, "chat": {"gateway"}, "billing": {"gateway"}}
+# Which of our services each one reaches inside the cluster.
+REACHES = {
+    "gateway": {"auth", "chat", "billing"},
+    "chat": {"auth"},
+    "billing": {"auth"},
+    "auth": set(),
+    "ai-worker": set(),
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_can_be_reached_from_outside(
+    rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
-    objects = rendered["prod"]
+    objects = rendered[overlay]
     assert any("anywhere" in p for p, _ in allowed(objects, "gateway", "ingress"))
     for service in SERVICES:
         if service == "gateway":
             continue
         sources = set().union(*(p for p, _ in allowed(objects, service, "ingress")))
-        assert sources <= {"gateway"}, f"{service} is reachable from {sources}"
+        assert sources == INGRESS_FROM.get(service, set()), f"{service} is reachable from {sources}"
     assert not allowed(objects, "ai-worker", "ingress")
 
 
-def test_prod_services_reach_postgres_redis_and_the_gateway_its_upstreams(
-    rendered: dict[str, list[Obj]],
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_reach_postgres_redis_and_only_the_services_they_call(
+    rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
-    objects = rendered["prod"]
+    objects = rendered[overlay]
     for service in SERVICES:
         rules = allowed(objects, service, "egress")
         outside = set().union(*(ports for p, ports in rules if "anywhere" in p))
@@ -546,8 +596,35 @@ def test_prod_services_reach_postgres_redis_and_the_gateway_its_upstreams(
         assert (5432 in outside) == (service in WITH_DATABASE), f"{service} and Postgres"
         assert 53 in outside  # DNS
         in_cluster = set().union(*(p for p, _ in rules if "anywhere" not in p))
-        expected = {"auth", "chat", "billing"} & set(SERVICES) if service == "gateway" else set()
-        assert in_cluster == expected, f"{service} reaches {in_cluster}"
+        assert in_cluster == REACHES[service] & set(SERVICES), f"{service} reaches {in_cluster}"
+
+
+def test_auths_internal_routes_are_said_to_be_cluster_only() -> None:
+    policies = (K8S / "components" / "network-policies" / "policies.yaml").read_text()
+    assert "internal routes" in policies
+    assert "/internal" in policies
+
+
+def test_prod_keeps_each_clients_own_address_at_the_load_balancer(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    gateway = one(rendered["prod"], "Service", "gateway")["spec"]
+    assert gateway["type"] == "LoadBalancer"
+    assert gateway["externalTrafficPolicy"] == "Local"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_believes_no_forwarded_addresses(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """The gateway trusts no X-Forwarded-For by default; the services behind it (reachable
+    only from inside, see the policies) believe what the gateway forwards."""
+    for service in ("gateway", "auth", "chat", "billing"):
+        env = {
+            v["name"]: v.get("value")
+            for v in main_container(deployment(rendered[overlay], service)).get("env", [])
+        }
+        assert env["FORWARDED_ALLOW_IPS"] == ("" if service == "gateway" else "*"), service
 
 
 def test_prod_gateway_service_is_the_only_one_exposed(rendered: dict[str, list[Obj]]) -> None:
