@@ -12,9 +12,12 @@ API (form-encoded bodies, `Authorization: Bearer sk_test_...`, errors in Stripe'
 POST honours `Idempotency-Key`: the same key and parameters replay the first answer with
 `Idempotent-Replayed: true`, other parameters or another endpoint give 400 idempotency_error;
 error answers are not stored, so a corrected retry with the same key goes through):
-  POST /v1/customers, GET|POST /v1/customers/{id}, GET /v1/prices/{id}
-  POST /v1/checkout/sessions (mode=subscription), GET /v1/checkout/sessions/{id},
-  POST /v1/checkout/sessions/{id}/expire
+  POST /v1/customers, GET|POST /v1/customers/{id}, POST /v1/prices (recurring; product or
+  product_data), GET /v1/prices/{id}
+  POST /v1/checkout/sessions (mode=subscription; expires_at 30 min to 24 h ahead, default
+  24 h), GET /v1/checkout/sessions/{id}, POST /v1/checkout/sessions/{id}/expire
+  An open session expires at its expires_at, as at Stripe: before serving any request the
+  simulator expires those due (status expired, url null) and sends checkout.session.expired.
   GET /v1/subscriptions, GET|POST|DELETE /v1/subscriptions/{id} (POST: cancel_at_period_end,
   metadata, cancellation_details), GET /v1/invoices/{id}, POST /v1/billing_portal/sessions,
   GET /v1/events, GET /v1/events/{id}. `expand[]` works on id fields.
@@ -46,6 +49,9 @@ Controls (JSON bodies; answers {"subscription": ..., "events": [{"id", "type"}]}
   POST /_sim/subscriptions/{id}/cancel   {"at_period_end": true|false}   as the portal does
   POST /_sim/subscriptions/{id}/expire   {"seconds_ago": 1}   the current period ended that long
       ago (no event; for "period ended" tests)
+  POST /_sim/checkout/sessions/{id}/expire   {"seconds_ago": 1}   an open session's expires_at
+      was that long ago: it expires now (checkout.session.expired); answers
+      {"checkout_session": ..., "events": [...]}
   GET  /_sim/events[?type=T]   {"events": [...], "held"}: every event, oldest first, as
       {id, type, created, object_id, delivered, in_flight, attempts, payload}; an attempt is
       {attempt, kind: auto|retry|manual, at, url, status (HTTP, or null), ok, error, duration_ms}

@@ -417,6 +417,15 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
     app = FastAPI(title="Stripe API simulator", version="1", lifespan=lifespan)
     app.state.sim = state
 
+    @app.middleware("http")
+    async def expire_due_sessions(
+        request: Request, call_next: Callable[[Request], Any]
+    ) -> Response:
+        """Sessions whose `expires_at` has come are expired (with their event) before any
+        request sees them, as if Stripe had done it on time."""
+        state.emit(store.expire_due_sessions())
+        return await call_next(request)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -448,6 +457,11 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
     def update_customer(call: Call, cid: str) -> Result:
         call.check(P.CUSTOMER_ALLOWED, P.CUSTOMER_SIMULATED)
         return Result(store.update_customer(cid, call.params))
+
+    @route("POST", "/v1/prices")
+    def create_price(call: Call) -> Result:
+        call.check(P.PRICE_ALLOWED, P.PRICE_SIMULATED, P.PRICE_REJECTED)
+        return Result(store.create_price(call.params))
 
     @route("GET", "/v1/prices/{pid}")
     def get_price(call: Call, pid: str) -> Result:
@@ -678,6 +692,21 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             return []  # no event: the period has ended, the renewal has not come (yet)
 
         return control(move, sid)
+
+    @app.post("/_sim/checkout/sessions/{sid}/expire")
+    async def expire_session_now(sid: str, body: ExpireBody | None = None) -> Response:
+        seconds_ago = (body or ExpireBody()).seconds_ago
+        try:
+            store.move_session_expiry(sid, seconds_ago)
+        except StripeError as exc:
+            return _error_response(exc)
+        records, _ = state.emit(store.expire_due_sessions())
+        return JSONResponse(
+            {
+                "checkout_session": store.sessions[sid],
+                "events": [{"id": r.id, "type": r.type} for r in records],
+            }
+        )
 
     @app.get("/_sim/events")
     async def events(type: str | None = None) -> dict[str, Any]:

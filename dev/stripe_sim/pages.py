@@ -40,7 +40,7 @@ def checkout_page(
     success_href: str | None,
 ) -> str:
     rows = "".join(
-        f"<li>{quantity} × {escape(price['nickname'])}: "
+        f"<li>{quantity} × {escape(price['nickname'] or price['id'])}: "
         f"{money(price['unit_amount'], price['currency'])} / {price['recurring']['interval']}</li>"
         for price, quantity in items
     )
@@ -74,7 +74,7 @@ def portal_page(portal: dict[str, Any], subscriptions: list[dict[str, Any]]) -> 
         start, end = period(sub)
         price = sub["items"]["data"][0]["price"]
         lines = [
-            f"<b>{escape(price['nickname'])}</b>: "
+            f"<b>{escape(price['nickname'] or price['id'])}</b>: "
             f"{money(price['unit_amount'], price['currency'])} / {price['recurring']['interval']}",
             f"Status: <b>{escape(sub['status'])}</b>",
             f"Current period: {_date(start)} to {_date(end)}",

@@ -36,6 +36,54 @@ CUSTOMER_ALLOWED = frozenset(
 )
 CUSTOMER_SIMULATED = frozenset({"description", "email", "expand", "metadata", "name", "phone"})
 
+PRICE_ALLOWED = frozenset(
+    {
+        "active",
+        "billing_scheme",
+        "currency",
+        "currency_options",
+        "custom_unit_amount",
+        "expand",
+        "lookup_key",
+        "metadata",
+        "nickname",
+        "product",
+        "product_data",
+        "recurring",
+        "tax_behavior",
+        "tiers",
+        "tiers_mode",
+        "transfer_lookup_key",
+        "transform_quantity",
+        "unit_amount",
+        "unit_amount_decimal",
+    }
+)
+PRICE_SIMULATED = frozenset(
+    {
+        "currency",
+        "expand",
+        "lookup_key",
+        "metadata",
+        "nickname",
+        "product",
+        "product_data",
+        "recurring",
+        "unit_amount",
+    }
+)
+PRICE_REJECTED = frozenset(
+    {
+        "billing_scheme",
+        "currency_options",
+        "custom_unit_amount",
+        "tiers",
+        "tiers_mode",
+        "transform_quantity",
+        "unit_amount_decimal",
+    }
+)
+
 SESSION_ALLOWED = frozenset(
     {
         "adaptive_pricing",

@@ -295,6 +295,44 @@ class Store:
         self.session_sub_metadata[sid] = sub_metadata
         return session
 
+    # Prices ------------------------------------------------------------------------------------
+
+    def create_price(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A recurring price, as the Dashboard or `POST /v1/prices` makes one."""
+        currency = get_str(params, "currency", required=True)
+        assert currency is not None
+        unit_amount = get_int(params, "unit_amount", minimum=0)
+        if unit_amount is None:
+            raise StripeError(400, "Missing required param: unit_amount.", param="unit_amount")
+        recurring = params.get("recurring")
+        if not isinstance(recurring, dict):
+            message = "The simulator knows recurring prices only: give recurring[interval]."
+            raise StripeError(400, message, param="recurring")
+        interval = get_str(recurring, "interval", required=True)
+        if interval not in _INTERVALS:
+            message = f"Invalid recurring[interval]: must be one of {', '.join(_INTERVALS)}"
+            raise StripeError(400, message, param="recurring[interval]")
+        product = get_str(params, "product")
+        product_data = params.get("product_data")
+        if (product is None) == (product_data is None):
+            message = "You must specify either `product` or `product_data` when creating a price."
+            raise StripeError(400, message, param="product")
+        if product_data is not None:
+            if not isinstance(product_data, dict):
+                raise StripeError(400, "Invalid hash: product_data", param="product_data")
+            get_str(product_data, "name", required=True)
+            product = new_id("prod_", 14)
+        price = _price(PriceSpec(new_id("price_"), unit_amount, currency.lower(), interval), 0)
+        price.update(
+            created=self.clock(),
+            product=product,
+            nickname=get_str(params, "nickname"),
+            lookup_key=get_str(params, "lookup_key"),
+            metadata=merge_metadata({}, get_metadata(params)),
+        )
+        self.prices[price["id"]] = price
+        return price
+
     def _line_items(self, params: dict[str, Any]) -> list[tuple[str, int]]:
         line_items = params.get("line_items")
         if line_items in (None, ""):
@@ -324,6 +362,27 @@ class Store:
         if not items:
             raise StripeError(400, "Missing required param: line_items.", param="line_items")
         return items
+
+    def expire_due_sessions(self) -> list[Change]:
+        """Stripe expires an open session at its `expires_at` (then sends
+        checkout.session.expired); the simulator does so before serving each request."""
+        now = self.clock()
+        due = [
+            sid
+            for sid, session in self.sessions.items()
+            if session["status"] == "open" and session["expires_at"] <= now
+        ]
+        return [change for sid in due for change in self.expire_checkout_session(sid)[1]]
+
+    def move_session_expiry(self, sid: str, seconds_ago: int) -> dict[str, Any]:
+        """Moves an open session's `expires_at` that many seconds into the past (for "time
+        is up" tests); `expire_due_sessions` then expires it."""
+        session = self.session(sid)
+        if session["status"] != "open":
+            message = f"Only an open Checkout Session can expire; {sid} is {session['status']}."
+            raise StripeError(400, message)
+        session["expires_at"] = self.clock() - seconds_ago
+        return session
 
     def expire_checkout_session(self, sid: str) -> tuple[dict[str, Any], list[Change]]:
         session = self.session(sid)
@@ -509,7 +568,7 @@ class Store:
                     "object": "line_item",
                     "amount": amount,
                     "currency": price["currency"],
-                    "description": f"{quantity} × {price['nickname']} (at {each} / "
+                    "description": f"{quantity} × {price['nickname'] or price['id']} (at {each} / "
                     f"{price['recurring']['interval']})",
                     "discount_amounts": [],
                     "discountable": True,

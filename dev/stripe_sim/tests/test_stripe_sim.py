@@ -546,6 +546,116 @@ def test_expire_moves_the_period_into_the_past(
     assert abs(end - (time.time() - 60)) < 5 and end - start == 30 * DAY
 
 
+def test_a_session_expires_at_its_expires_at_with_an_event(
+    client: stripe.StripeClient, sim_url: str, receiver: Receiver
+) -> None:
+    customer = client.v1.customers.create()
+    in_an_hour = int(time.time()) + 3600
+    session = _session(client, customer.id, expires_at=in_an_hour)
+    assert (session.status, session.expires_at) == ("open", in_an_hour)
+
+    answer = _control(sim_url, f"checkout/sessions/{session.id}/expire", {"seconds_ago": 5})
+
+    assert [e["type"] for e in answer["events"]] == ["checkout.session.expired"]
+    expired = client.v1.checkout.sessions.retrieve(session.id)
+    assert (expired.status, expired.url) == ("expired", None)
+    assert abs(expired.expires_at - (time.time() - 5)) < 5
+    paid = httpx.post(f"{sim_url}/checkout/{session.id}/pay")
+    assert paid.status_code == 400 and "expired" in paid.text
+    _wait_until(lambda: len(receiver.received) == 1, 5, "the expired event's delivery")
+    again = httpx.post(f"{sim_url}/_sim/checkout/sessions/{session.id}/expire")
+    assert again.status_code == 400
+
+
+def test_a_session_past_its_expires_at_is_expired_by_the_next_request() -> None:
+    """Time passing is enough: whatever request comes next finds the session expired."""
+    app = create_app(SimConfig())
+    now = [int(time.time())]
+    app.state.sim.store.clock = lambda: now[0]
+    with _serve(app) as url:
+        client = stripe.StripeClient("sk_test_sim", base_addresses={"api": url})
+        customer = client.v1.customers.create()
+        session = _session(client, customer.id, expires_at=now[0] + 3600)
+        now[0] += 3599
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+        now[0] += 1
+
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+        events = httpx.get(f"{url}/_sim/events").json()["events"]
+        assert [e["type"] for e in events] == ["checkout.session.expired"]
+        assert events[0]["object_id"] == session.id
+        assert httpx.post(f"{session.url}/pay").status_code == 400
+
+
+def test_a_session_expires_after_24_hours_by_default(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create()
+    session = _session(client, customer.id)
+    assert abs(session.expires_at - (time.time() + DAY)) < 5
+
+
+@pytest.mark.parametrize("expires_in", [29 * 60, DAY + 60])
+def test_expires_at_outside_30_minutes_to_24_hours_is_refused(
+    client: stripe.StripeClient, expires_in: int
+) -> None:
+    customer = client.v1.customers.create()
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        _session(client, customer.id, expires_at=int(time.time()) + expires_in)
+    assert raised.value.param == "expires_at"
+
+
+def test_a_price_created_through_the_api_can_be_subscribed_to(
+    client: stripe.StripeClient, sim_url: str, receiver: Receiver
+) -> None:
+    price = client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 100,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Team add-on"},
+        }
+    )
+    assert price.id.startswith("price_") and price.id != PRICE
+    assert (price.unit_amount, price.currency, price.recurring.interval) == (100, "usd", "month")
+    assert price.product.startswith("prod_") and price.nickname is None
+    assert client.v1.prices.retrieve(price.id).id == price.id
+
+    customer = client.v1.customers.create()
+    session = _session(client, customer.id, line_items=[{"price": price.id, "quantity": 1}])
+    assert httpx.get(session.url).status_code == 200
+    assert httpx.post(session.url + "/pay").status_code == 303
+    subscription = client.v1.subscriptions.retrieve(
+        client.v1.checkout.sessions.retrieve(session.id).subscription
+    )
+    assert subscription["items"].data[0].price.id == price.id
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"unit_amount": 100, "recurring": {"interval": "month"}, "product": "prod_x"}, "currency"),
+        ({"currency": "usd", "recurring": {"interval": "month"}, "product": "p"}, "unit_amount"),
+        ({"currency": "usd", "unit_amount": 100, "product": "prod_x"}, "recurring"),
+        ({"currency": "usd", "unit_amount": 100, "recurring": {"interval": "month"}}, "product"),
+        (
+            {
+                "currency": "usd",
+                "unit_amount": 100,
+                "recurring": {"interval": "month"},
+                "product": "prod_x",
+                "tiers_mode": "graduated",
+            },
+            "tiers_mode",
+        ),
+    ],
+)
+def test_price_validation_names_the_param(
+    client: stripe.StripeClient, params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.prices.create(params=params)
+    assert (raised.value.http_status, raised.value.param) == (400, param)
+
+
 # --- Delivery controls --------------------------------------------------------------------------
 
 

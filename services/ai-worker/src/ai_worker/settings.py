@@ -14,9 +14,11 @@ class Settings(ServiceSettings):
 
     port: int = Field(default=8004, ge=1, le=65535)
 
+    # Required in production; elsewhere, unset with GEMINI_BASE_URL set (the simulator).
     google_gemini_api_key: str = ""
     gemini_model: str = Field(default="gemini-2.5-flash", min_length=1)
-    # Points the SDK at another server (the simulator in development and tests).
+    # Points the SDK at another server (the simulator in development and tests); refused
+    # in production.
     gemini_base_url: str | None = None
     gemini_api_version: str | None = None
     gemini_max_output_tokens: int = Field(default=2048, ge=1)
@@ -46,6 +48,18 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _check_api_key(self) -> Settings:
+        if self.is_production:
+            if self.gemini_base_url:
+                raise ValueError(
+                    "GEMINI_BASE_URL is set, which points the worker at the Gemini simulator"
+                    " or another endpoint; production calls Google's Gemini API: unset"
+                    " GEMINI_BASE_URL and set GOOGLE_GEMINI_API_KEY (APP_ENV=production)"
+                )
+            if not self.google_gemini_api_key:
+                raise ValueError(
+                    "GOOGLE_GEMINI_API_KEY is required in production: set it to a Gemini API"
+                    " key (https://aistudio.google.com/apikey)"
+                )
         if not self.google_gemini_api_key:
             if not self.gemini_base_url:
                 raise ValueError(

@@ -104,7 +104,7 @@ def retry_state(exc: BaseException, attempt: int) -> RetryCallState:
 
 
 def test_backoff_grows_with_jitter_but_never_undercuts_the_servers_delay():
-    settings = Settings(_env_file=None, google_gemini_api_key="k")
+    settings = Settings(_env_file=None, app_env="test", google_gemini_api_key="k")
     wait = retry_wait(settings)
 
     first = [wait(retry_state(api_error(503), 1)) for _ in range(50)]

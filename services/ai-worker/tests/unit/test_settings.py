@@ -8,7 +8,14 @@ from ai_worker.settings import Settings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for name in ("GOOGLE_GEMINI_API_KEY", "GEMINI_BASE_URL", "JWT_SECRET", "PORT"):
+    for name in (
+        "APP_ENV",
+        "NODE_ENV",
+        "GOOGLE_GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        "JWT_SECRET",
+        "PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -24,12 +31,16 @@ def test_defaults_need_no_jwt_secret(monkeypatch):
     assert settings.shutdown_grace_seconds == 30
 
 
-def test_api_key_is_required_without_a_simulator():
+@pytest.mark.parametrize("app_env", ["production", "test"])
+def test_api_key_is_required_without_a_simulator(monkeypatch, app_env):
+    monkeypatch.setenv("APP_ENV", app_env)
     with pytest.raises(ValidationError, match="GOOGLE_GEMINI_API_KEY is required"):
         Settings(_env_file=None)
 
 
-def test_a_base_url_stands_in_for_the_key(monkeypatch):
+@pytest.mark.parametrize("app_env", ["development", "test"])
+def test_a_base_url_stands_in_for_the_key_outside_production(monkeypatch, app_env):
+    monkeypatch.setenv("APP_ENV", app_env)
     monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:8765")
     settings = Settings(_env_file=None)
     assert settings.google_gemini_api_key == "simulator"
@@ -37,9 +48,32 @@ def test_a_base_url_stands_in_for_the_key(monkeypatch):
 
 
 def test_a_blank_base_url_is_no_base_url(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "test")
     monkeypatch.setenv("GEMINI_BASE_URL", " ")
     with pytest.raises(ValidationError, match="GOOGLE_GEMINI_API_KEY is required"):
         Settings(_env_file=None)
+
+
+def test_production_refuses_the_simulator_without_a_key(monkeypatch):
+    """APP_ENV unset is production: a base URL no longer stands in for the key."""
+    monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:8765")
+    with pytest.raises(ValidationError, match="unset GEMINI_BASE_URL") as raised:
+        Settings(_env_file=None)
+    assert "GOOGLE_GEMINI_API_KEY" in str(raised.value)
+
+
+def test_production_refuses_a_custom_endpoint_even_with_a_key(monkeypatch):
+    monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "real-key")
+    monkeypatch.setenv("GEMINI_BASE_URL", "https://gemini.example.net")
+    with pytest.raises(ValidationError, match="GEMINI_BASE_URL") as raised:
+        Settings(_env_file=None)
+    assert "APP_ENV=production" in str(raised.value)
+
+
+def test_production_without_a_key_says_what_to_set():
+    with pytest.raises(ValidationError, match="GOOGLE_GEMINI_API_KEY is required") as raised:
+        Settings(_env_file=None)
+    assert "aistudio.google.com" in str(raised.value)
 
 
 def test_worker_knobs_come_from_their_env_names(monkeypatch):

@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Request
 
 from billing import service
@@ -48,13 +47,7 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
     "/subscribe/pro", response_model=CheckoutOut, responses=error_responses(401, 409, 502, 503)
 )
 async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
-    session_id, url = await service.start_checkout(
-        uow,
-        ctx,
-        _user_id(claims),
-        claims.mobile_number,
-        correlation_id.get() or uuid.uuid4().hex,
-    )
+    session_id, url = await service.start_checkout(uow, ctx, _user_id(claims), claims.mobile_number)
     return CheckoutOut(
         message="Stripe Checkout session created.",
         data=CheckoutData(checkout_url=url, session_id=session_id),

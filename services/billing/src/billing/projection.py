@@ -3,6 +3,10 @@
 Live webhook handling and ``python -m billing rebuild`` both fold snapshots through
 :func:`apply_snapshot` in ``as_of`` order and derive each user's plan with
 :func:`plan_for`, so a rebuild from the event log gives the same projection.
+
+Only a subscription to the Pro price (``STRIPE_PRO_PRICE_ID``) can make a user Pro: any
+other subscription of the Stripe account (another product, a price made in the dashboard)
+is kept in the projection but never stands for the user's plan.
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ class Subscription:
     ended_at: datetime | None
     past_due_since: datetime | None
     as_of: datetime
+    # The prices of the subscription's items (a list when read back from Postgres).
+    price_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "price_ids", tuple(self.price_ids))
+
+    def is_for(self, price_id: str) -> bool:
+        return price_id in self.price_ids
+
+
+# The plan of a user none of whose subscriptions is for the Pro price: no subscription, no
+# period, so every consumer derives BASIC from it (shared.tiers.derive_tier).
+NO_PLAN_STATUS = "none"
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,13 @@ def user_id_of(snapshot: dict[str, Any]) -> str | None:
     return (snapshot.get("metadata") or {}).get("userId")
 
 
+def _price_id(item: dict[str, Any]) -> str | None:
+    price = item.get("price")
+    if isinstance(price, dict):
+        price = price.get("id")
+    return str(price) if price else None
+
+
 def apply_snapshot(
     current: Subscription | None,
     snapshot: dict[str, Any],
@@ -86,6 +110,7 @@ def apply_snapshot(
     customer = snapshot.get("customer")
     if isinstance(customer, dict):
         customer = customer.get("id")
+    prices = (_price_id(i) for i in (snapshot.get("items") or {}).get("data") or [])
     return Subscription(
         stripe_subscription_id=str(snapshot["id"]),
         user_id=user_id,
@@ -97,12 +122,16 @@ def apply_snapshot(
         ended_at=_ts(snapshot.get("ended_at")),
         past_due_since=past_due_since,
         as_of=as_of,
+        price_ids=tuple(p for p in prices if p),
     )
 
 
-def plan_for(user_id: uuid.UUID, subscriptions: list[Subscription], grace: timedelta) -> Plan:
-    """The user's plan: the subscription that gave PRO as of the newest snapshot if one did,
-    else the newest. A function of the snapshots alone, so a rebuild gives the same plan."""
+def plan_for(
+    user_id: uuid.UUID, subscriptions: list[Subscription], grace: timedelta, pro_price_id: str
+) -> Plan:
+    """The user's plan: of their subscriptions to ``pro_price_id``, the one that gave PRO as
+    of the newest snapshot if one did, else the newest; with none to that price, no plan
+    (BASIC). A function of the snapshots and the price alone, so a rebuild gives the same."""
 
     def plan(sub: Subscription) -> Plan:
         grace_until = sub.past_due_since + grace if sub.past_due_since else None
@@ -116,7 +145,18 @@ def plan_for(user_id: uuid.UUID, subscriptions: list[Subscription], grace: timed
             as_of=sub.as_of,
         )
 
-    plans = [plan(s) for s in sorted(subscriptions, key=lambda s: s.as_of, reverse=True)]
-    newest = plans[0].as_of
+    newest = max(s.as_of for s in subscriptions)
+    pro = [s for s in subscriptions if s.is_for(pro_price_id)]
+    if not pro:
+        return Plan(
+            user_id=user_id,
+            stripe_subscription_id=None,
+            status=NO_PLAN_STATUS,
+            current_period_end=None,
+            cancel_at_period_end=False,
+            grace_until=None,
+            as_of=newest,
+        )
+    plans = [plan(s) for s in sorted(pro, key=lambda s: s.as_of, reverse=True)]
     paying = [p for p in plans if p.tier(newest) == "PRO"]
     return replace(paying[0] if paying else plans[0], as_of=newest)

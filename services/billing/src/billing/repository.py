@@ -24,6 +24,19 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class CheckoutSession:
+    """A Checkout Session billing created for a user (or, before Stripe answered, reserved:
+    ``stripe_session_id`` is None until the create call returned)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    stripe_session_id: str | None
+    url: str | None
+    status: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Snapshot:
     id: int
     event_id: str
@@ -60,6 +73,68 @@ async def save_customer(conn: AsyncConnection, user_id: uuid.UUID, customer_id: 
         (user_id, customer_id),
     )
     return await customer_of(conn, user_id) or customer_id
+
+
+# -- Checkout Sessions -------------------------------------------------------------------
+
+
+async def close_stale_checkout_sessions(
+    conn: AsyncConnection, user_id: uuid.UUID, now: datetime, create_by: datetime
+) -> None:
+    """Close the user's open session if its time is up: ``expired`` once ``expires_at`` has
+    passed; ``abandoned`` for a reservation never created at Stripe that expires before
+    ``create_by`` (Stripe would refuse to create it now)."""
+    await conn.execute(
+        "UPDATE checkout_sessions"
+        " SET status = CASE WHEN stripe_session_id IS NULL THEN 'abandoned' ELSE 'expired' END,"
+        "     closed_at = %s"
+        " WHERE user_id = %s AND status = 'open'"
+        "   AND (expires_at <= %s OR (stripe_session_id IS NULL AND expires_at < %s))",
+        (now, user_id, now, create_by),
+    )
+
+
+async def open_checkout_session(
+    conn: AsyncConnection, new_id: uuid.UUID, user_id: uuid.UUID, expires_at: datetime
+) -> CheckoutSession:
+    """The user's open session; reserved now (as ``new_id``) if they had none. One statement,
+    so requests that race end with the same row (the partial unique index allows one open
+    session per user; the row stays locked until commit)."""
+    async with conn.cursor(row_factory=class_row(CheckoutSession)) as cur:
+        await cur.execute(
+            "INSERT INTO checkout_sessions (id, user_id, expires_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (user_id) WHERE status = 'open'"
+            " DO UPDATE SET user_id = EXCLUDED.user_id"
+            " RETURNING id, user_id, stripe_session_id, url, status, expires_at",
+            (new_id, user_id, expires_at),
+        )
+        row = await cur.fetchone()
+    assert row is not None  # INSERT ... ON CONFLICT DO UPDATE returns the row it wrote
+    return row
+
+
+async def record_checkout_session(
+    conn: AsyncConnection, session_id: uuid.UUID, stripe_session_id: str, url: str
+) -> None:
+    """What Stripe created for the reservation (the same for every request that raced)."""
+    await conn.execute(
+        "UPDATE checkout_sessions SET stripe_session_id = %s, url = %s"
+        " WHERE id = %s AND stripe_session_id IS NULL",
+        (stripe_session_id, url, session_id),
+    )
+
+
+async def close_checkout_session(
+    conn: AsyncConnection, stripe_session_id: str, status: str, now: datetime
+) -> bool:
+    """Stripe says the session is ``complete`` or ``expired``: True when that changed one of
+    ours (a session made elsewhere, or a second delivery, changes nothing)."""
+    cur = await conn.execute(
+        "UPDATE checkout_sessions SET status = %s, closed_at = %s"
+        " WHERE stripe_session_id = %s AND status NOT IN ('complete', %s)",
+        (status, now, stripe_session_id, status),
+    )
+    return cur.rowcount == 1
 
 
 # -- the event log -----------------------------------------------------------------------
@@ -156,7 +231,7 @@ async def all_snapshots(conn: AsyncConnection) -> list[Snapshot]:
 
 _SUB = (
     "stripe_subscription_id, user_id, stripe_customer_id, status, current_period_start,"
-    " current_period_end, cancel_at_period_end, ended_at, past_due_since, as_of"
+    " current_period_end, cancel_at_period_end, ended_at, past_due_since, as_of, price_ids"
 )
 
 
@@ -183,13 +258,14 @@ async def subscriptions_of(conn: AsyncConnection, user_id: uuid.UUID) -> list[Su
 async def save_subscription(conn: AsyncConnection, sub: Subscription) -> None:
     await conn.execute(
         f"""
-        INSERT INTO subscriptions ({_SUB}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO subscriptions ({_SUB}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (stripe_subscription_id) DO UPDATE SET
             user_id = EXCLUDED.user_id, stripe_customer_id = EXCLUDED.stripe_customer_id,
             status = EXCLUDED.status, current_period_start = EXCLUDED.current_period_start,
             current_period_end = EXCLUDED.current_period_end,
             cancel_at_period_end = EXCLUDED.cancel_at_period_end, ended_at = EXCLUDED.ended_at,
-            past_due_since = EXCLUDED.past_due_since, as_of = EXCLUDED.as_of
+            past_due_since = EXCLUDED.past_due_since, as_of = EXCLUDED.as_of,
+            price_ids = EXCLUDED.price_ids
         """,
         (
             sub.stripe_subscription_id,
@@ -202,6 +278,7 @@ async def save_subscription(conn: AsyncConnection, sub: Subscription) -> None:
             sub.ended_at,
             sub.past_due_since,
             sub.as_of,
+            list(sub.price_ids),
         ),
     )
 

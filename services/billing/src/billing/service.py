@@ -23,9 +23,15 @@ from shared.events import SubscriptionChanged
 log = structlog.get_logger(__name__)
 
 PRODUCER = "billing"
+# Stripe refuses a Checkout Session that expires sooner than 30 minutes after its creation;
+# one more minute for the time a create call takes.
+STRIPE_MIN_CHECKOUT_TTL = timedelta(minutes=31)
+# A Checkout Session billing created is closed by these events.
+CHECKOUT_CLOSED = {"checkout.session.completed": "complete", "checkout.session.expired": "expired"}
 HANDLED = frozenset(
     {
         "checkout.session.completed",
+        "checkout.session.expired",
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
@@ -63,10 +69,11 @@ async def start_checkout(
     ctx: BillingContext,
     user_id: uuid.UUID,
     mobile_number: str | None,
-    request_id: str,
 ) -> tuple[str, str]:
-    """A Checkout Session for Pro: (session id, url). The user's Stripe customer is created
-    once, however many requests race (the idempotency key is the user's)."""
+    """The user's open Checkout Session for Pro: (session id, url). A user has at most one
+    open: until it expires or is completed, every call hands out the same one. The user's
+    Stripe customer is created once, however many requests race (the idempotency key is the
+    user's)."""
     now = datetime.now(UTC)
     async with uow:
         plan = await repository.get_plan(uow.conn, user_id)
@@ -77,6 +84,12 @@ async def start_checkout(
         created = await ctx.stripe.create_customer(str(user_id), mobile_number)
         async with uow:
             customer_id = await repository.save_customer(uow.conn, user_id, created)
+    session = await _open_checkout_session(uow, ctx, user_id, now)
+    if session.stripe_session_id is not None and session.url is not None:
+        log.info(
+            "billing.checkout_reused", user_id=str(user_id), session_id=session.stripe_session_id
+        )
+        return session.stripe_session_id, session.url
     client_url = ctx.settings.client_url.rstrip("/")
     session_id, url = await ctx.stripe.create_checkout_session(
         customer_id=customer_id,
@@ -84,11 +97,27 @@ async def start_checkout(
         price_id=ctx.settings.stripe_pro_price_id,
         success_url=f"{client_url}/success?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{client_url}/cancel",
-        # A retried request (same request id) gets the same session back.
-        idempotency_key=f"checkout:{user_id}:{request_id}",
+        expires_at=int(session.expires_at.timestamp()),
+        # Keyed by the reservation, with parameters fixed by it: requests that race on it,
+        # or retry it after a failure, get the one session Stripe created for it.
+        idempotency_key=f"checkout:{session.id}",
     )
+    async with uow:
+        await repository.record_checkout_session(uow.conn, session.id, session_id, url)
     log.info("billing.checkout_started", user_id=str(user_id), session_id=session_id)
     return session_id, url
+
+
+async def _open_checkout_session(
+    uow: UnitOfWork, ctx: BillingContext, user_id: uuid.UUID, now: datetime
+) -> repository.CheckoutSession:
+    """The user's open session, reserved now if they had none."""
+    ttl = timedelta(minutes=ctx.settings.checkout_session_ttl_minutes)
+    async with uow:
+        await repository.close_stale_checkout_sessions(
+            uow.conn, user_id, now, create_by=now + STRIPE_MIN_CHECKOUT_TTL
+        )
+        return await repository.open_checkout_session(uow.conn, uuid.uuid4(), user_id, now + ttl)
 
 
 async def portal_url(uow: UnitOfWork, ctx: BillingContext, user_id: uuid.UUID) -> str:
@@ -187,12 +216,22 @@ async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
                     await _refresh(uow, ctx, user_id, str(snapshot["id"]), announce=True)
             elif event["type"] not in HANDLED:
                 log.info("billing.event_ignored", event_id=event_id, type=event["type"])
+            if event["type"] in CHECKOUT_CLOSED:
+                await _close_checkout(uow, event, CHECKOUT_CLOSED[event["type"]])
             await repository.mark_processed(uow.conn, event_id)
     except Exception as exc:
         async with uow:
             await repository.record_failure(uow.conn, event_id, repr(exc))
         raise
     return True
+
+
+async def _close_checkout(uow: UnitOfWork, event: dict, status: str) -> None:
+    session_id = str(event["data"]["object"].get("id"))
+    closed = await repository.close_checkout_session(
+        uow.conn, session_id, status, datetime.now(UTC)
+    )
+    log.info("billing.checkout_closed", session_id=session_id, status=status, ours=closed)
 
 
 async def _user_of(uow: UnitOfWork, event: dict, snapshot: dict) -> uuid.UUID | None:
@@ -228,7 +267,12 @@ async def _refresh(
     if subscription is None:
         return
     await repository.save_subscription(uow.conn, subscription)
-    plan = plan_for(user_id, await repository.subscriptions_of(uow.conn, user_id), ctx.grace)
+    plan = plan_for(
+        user_id,
+        await repository.subscriptions_of(uow.conn, user_id),
+        ctx.grace,
+        ctx.settings.stripe_pro_price_id,
+    )
     previous = await repository.get_plan(uow.conn, user_id)
     await repository.save_plan(uow.conn, plan, plan.tier(plan.as_of))
     if announce and not plan.announces_the_same_as(previous):

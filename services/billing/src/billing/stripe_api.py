@@ -58,6 +58,7 @@ class StripeApi:
         price_id: str,
         success_url: str,
         cancel_url: str,
+        expires_at: int,
         idempotency_key: str,
     ) -> tuple[str, str]:
         try:
@@ -71,6 +72,7 @@ class StripeApi:
                     "metadata": {"userId": user_id},
                     "success_url": success_url,
                     "cancel_url": cancel_url,
+                    "expires_at": expires_at,
                 },
                 options={"idempotency_key": idempotency_key},
             )

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 from billing import repository, service
 from billing.service import BillingContext
-from billing.settings import Settings
 from shared.db import UnitOfWork, open_pool
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -20,21 +19,21 @@ def snapshot(sub_id: str, user_id: uuid.UUID, status: str) -> dict:
         "cancel_at_period_end": False,
         "metadata": {"userId": str(user_id)},
         "items": {
-            "data": [{"current_period_start": start, "current_period_end": start + 86400 * 30}]
+            "data": [
+                {
+                    "current_period_start": start,
+                    "current_period_end": start + 86400 * 30,
+                    "price": {"id": "price_pro_monthly"},
+                }
+            ]
         },
     }
 
 
 async def test_a_late_older_snapshot_gives_the_same_projection_as_a_rebuild(
-    billing_database_url, jwt_secret
+    billing_database_url, billing_settings
 ):
-    settings = Settings(
-        _env_file=None,
-        database_url=billing_database_url,
-        jwt_secret=jwt_secret,
-        stripe_api_base="http://127.0.0.1:1",
-        stripe_webhook_secret="whsec_x",
-    )
+    settings = billing_settings("http://127.0.0.1:1")
     ctx = BillingContext(settings=settings, stripe=None)  # type: ignore[arg-type]
     pool = await open_pool(billing_database_url, "billing", min_size=1, max_size=2)
     user, sub = uuid.uuid4(), f"sub_{uuid.uuid4().hex[:12]}"

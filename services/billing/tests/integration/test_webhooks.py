@@ -1,10 +1,7 @@
 """Billing against the Stripe simulator on a real socket: an event whose handling fails
 answers 5xx (so Stripe retries), stays stored, and is applied later by reprocessing."""
 
-import hashlib
-import hmac
 import json
-import time
 
 import httpx
 import psycopg
@@ -13,34 +10,12 @@ import stripe
 
 from billing import service
 from billing.app import create_app
-from billing.settings import Settings
 from dev.stripe_sim.app import SimConfig
 from dev.stripe_sim.app import create_app as create_stripe_sim
 from shared.db import UnitOfWork
 from shared.testing.asgi import app_client, served
 
-SECRET = "whsec_billing_tests_" + "s" * 24
-
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-
-def billing_settings(database_url, redis_url, jwt_secret, stripe_api_base) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        redis_url=redis_url,
-        jwt_secret=jwt_secret,
-        app_env="test",
-        stripe_api_base=stripe_api_base,
-        stripe_webhook_secret=SECRET,
-        reprocess_interval_seconds=3600,
-    )
-
-
-def signed(payload: bytes) -> dict[str, str]:
-    t = int(time.time())
-    mac = hmac.new(SECRET.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return {"Stripe-Signature": f"t={t},v1={mac}", "Content-Type": "application/json"}
 
 
 async def a_paid_subscription_event(sim_url: str) -> bytes:
@@ -77,24 +52,24 @@ def event_row(database_url: str, event_id: str):
 
 
 async def test_failed_event_answers_5xx_and_is_reprocessed_later(
-    billing_database_url, redis_url, jwt_secret
+    billing_database_url, billing_settings, sign
 ):
     async with served(create_stripe_sim(SimConfig())) as sim_url:
         payload = await a_paid_subscription_event(sim_url)
         event_id = json.loads(payload)["id"]
 
         # Stripe's API unreachable while the webhook arrives: 5xx, the event kept.
-        down = billing_settings(billing_database_url, redis_url, jwt_secret, "http://127.0.0.1:1")
+        down = billing_settings("http://127.0.0.1:1")
         async with app_client(create_app(down)) as billing:
             response = await billing.post(
-                "/api/v1/webhook/stripe", content=payload, headers=signed(payload)
+                "/api/v1/webhook/stripe", content=payload, headers=sign(payload)
             )
         assert response.status_code >= 500
         assert response.json()["status"] == "error"
         assert event_row(billing_database_url, event_id) == (False, 1, True)
 
         # Stripe reachable again: the stored event is applied by reprocessing.
-        up = billing_settings(billing_database_url, redis_url, jwt_secret, sim_url)
+        up = billing_settings(sim_url)
         app = create_app(up)
         async with app_client(app) as billing:
             applied = await service.reprocess_stored(
@@ -104,7 +79,7 @@ async def test_failed_event_answers_5xx_and_is_reprocessed_later(
             assert event_row(billing_database_url, event_id)[0] is True
             # Stripe's retry of the same event is a 200 no-op now.
             again = await billing.post(
-                "/api/v1/webhook/stripe", content=payload, headers=signed(payload)
+                "/api/v1/webhook/stripe", content=payload, headers=sign(payload)
             )
             assert again.status_code == 200
             assert again.json() == {"received": True}
@@ -116,15 +91,15 @@ async def test_failed_event_answers_5xx_and_is_reprocessed_later(
     assert status == "active"
 
 
-async def test_webhook_without_signature_is_400_json(billing_database_url, redis_url, jwt_secret):
-    settings = billing_settings(billing_database_url, redis_url, jwt_secret, "http://127.0.0.1:1")
+async def test_webhook_without_signature_is_400_json(billing_settings, sign):
+    settings = billing_settings("http://127.0.0.1:1")
     async with app_client(create_app(settings)) as billing:
         response = await billing.post("/api/v1/webhook/stripe", content=b"{}")
         assert response.status_code == 400
         assert response.json()["code"] == "missing_signature"
         garbage = b"not json"
         response = await billing.post(
-            "/api/v1/webhook/stripe", content=garbage, headers=signed(garbage)
+            "/api/v1/webhook/stripe", content=garbage, headers=sign(garbage)
         )
         assert response.status_code == 400
         assert response.json()["code"] == "invalid_event"

@@ -2,12 +2,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from billing.projection import apply_snapshot, plan_for
+from shared.tiers import derive_tier
 
 USER = uuid.uuid4()
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+PRO = "price_pro_monthly"
+OTHER = "price_team_addon"
 
 
-def snapshot(status="active", start=T0, days=30, cancel=False, sub_id="sub_1") -> dict:
+def snapshot(
+    status="active", start=T0, days=30, cancel=False, sub_id="sub_1", prices=(PRO,)
+) -> dict:
     return {
         "id": sub_id,
         "object": "subscription",
@@ -20,7 +25,9 @@ def snapshot(status="active", start=T0, days=30, cancel=False, sub_id="sub_1") -
                 {
                     "current_period_start": int(start.timestamp()),
                     "current_period_end": int((start + timedelta(days=days)).timestamp()),
+                    "price": {"id": price, "object": "price"},
                 }
+                for price in prices
             ]
         },
     }
@@ -49,11 +56,11 @@ def test_past_due_since_is_kept_across_past_due_snapshots():
 
 def test_plan_gives_grace_while_past_due():
     sub = apply_snapshot(None, snapshot(status="past_due"), USER, T0)
-    plan = plan_for(USER, [sub], timedelta(hours=72))
+    plan = plan_for(USER, [sub], timedelta(hours=72), PRO)
     assert plan.grace_until == T0 + timedelta(hours=72)
     assert plan.tier(T0 + timedelta(hours=71)) == "PRO"
     assert plan.tier(T0 + timedelta(hours=73)) == "BASIC"
-    assert plan_for(USER, [sub], timedelta(0)).tier(T0 + timedelta(seconds=1)) == "BASIC"
+    assert plan_for(USER, [sub], timedelta(0), PRO).tier(T0 + timedelta(seconds=1)) == "BASIC"
 
 
 def test_plan_prefers_the_subscription_that_pays():
@@ -61,17 +68,67 @@ def test_plan_prefers_the_subscription_that_pays():
     new_canceled = apply_snapshot(
         None, snapshot(status="canceled", sub_id="sub_b"), USER, T0 + timedelta(1)
     )
-    plan = plan_for(USER, [old_active, new_canceled], timedelta(0))
+    plan = plan_for(USER, [old_active, new_canceled], timedelta(0), PRO)
     assert plan.stripe_subscription_id == "sub_a"
     assert plan.as_of == T0 + timedelta(1)
 
 
 def test_plan_changes_are_detected_on_what_consumers_derive():
     sub = apply_snapshot(None, snapshot(), USER, T0)
-    plan = plan_for(USER, [sub], timedelta(0))
+    plan = plan_for(USER, [sub], timedelta(0), PRO)
     later = apply_snapshot(sub, snapshot(), USER, T0 + timedelta(minutes=1))
-    same = plan_for(USER, [later], timedelta(0))
+    same = plan_for(USER, [later], timedelta(0), PRO)
     assert same.announces_the_same_as(plan)  # only as_of moved
     cancelling = apply_snapshot(later, snapshot(cancel=True), USER, T0 + timedelta(minutes=2))
-    assert not plan_for(USER, [cancelling], timedelta(0)).announces_the_same_as(plan)
+    assert not plan_for(USER, [cancelling], timedelta(0), PRO).announces_the_same_as(plan)
     assert not plan.announces_the_same_as(None)
+
+
+def test_only_a_subscription_for_the_pro_price_makes_the_user_pro():
+    other = apply_snapshot(None, snapshot(prices=(OTHER,)), USER, T0)
+    assert other.price_ids == (OTHER,)
+    plan = plan_for(USER, [other], timedelta(hours=72), PRO)
+    assert plan.tier(T0 + timedelta(days=1)) == "BASIC"
+    # What SubscriptionChanged carries: nothing a consumer could derive PRO from.
+    assert (plan.stripe_subscription_id, plan.status) == (None, "none")
+    assert (plan.current_period_end, plan.grace_until, plan.cancel_at_period_end) == (
+        None,
+        None,
+        False,
+    )
+    assert derive_tier(plan.status, plan.current_period_end, T0, plan.grace_until) == "BASIC"
+    assert plan.as_of == T0
+
+
+def test_a_past_due_other_subscription_gets_no_grace_either():
+    other = apply_snapshot(None, snapshot(status="past_due", prices=(OTHER,)), USER, T0)
+    plan = plan_for(USER, [other], timedelta(hours=72), PRO)
+    assert plan.tier(T0 + timedelta(hours=1)) == "BASIC"
+
+
+def test_the_pro_price_among_several_items_makes_the_user_pro():
+    both = apply_snapshot(None, snapshot(prices=(OTHER, PRO)), USER, T0)
+    plan = plan_for(USER, [both], timedelta(0), PRO)
+    assert plan.tier(T0 + timedelta(days=1)) == "PRO"
+    assert plan.stripe_subscription_id == "sub_1"
+
+
+def test_an_item_whose_price_is_an_id_counts_too():
+    snap = snapshot()
+    snap["items"]["data"][0]["price"] = PRO
+    assert apply_snapshot(None, snap, USER, T0).price_ids == (PRO,)
+
+
+def test_a_newer_active_other_subscription_does_not_stand_for_an_ended_pro_one():
+    ended_pro = apply_snapshot(None, snapshot(status="canceled", sub_id="sub_pro"), USER, T0)
+    other = apply_snapshot(
+        None, snapshot(sub_id="sub_other", prices=(OTHER,)), USER, T0 + timedelta(1)
+    )
+    plan = plan_for(USER, [ended_pro, other], timedelta(0), PRO)
+    assert plan.stripe_subscription_id == "sub_pro"
+    assert plan.tier(T0 + timedelta(1)) == "BASIC"
+    assert plan.as_of == T0 + timedelta(1)
+    paying_pro = apply_snapshot(None, snapshot(sub_id="sub_pro2"), USER, T0)
+    plan = plan_for(USER, [paying_pro, other], timedelta(0), PRO)
+    assert plan.stripe_subscription_id == "sub_pro2"
+    assert plan.tier(T0 + timedelta(1)) == "PRO"
