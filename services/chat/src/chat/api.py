@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated
 
 from asgi_correlation_id.context import correlation_id
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import service
+from chat import service, streaming
 from chat.repository import Chatroom, Message
 from chat.schemas import (
     ChatroomCreatedOut,
@@ -35,7 +35,6 @@ from chat.schemas import (
     UsageOut,
 )
 from chat.service import ChatContext
-from chat.streaming import reply_events
 from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
@@ -103,7 +102,7 @@ router = APIRouter(prefix="/api/v1", tags=["chat"])
     "/chatroom",
     status_code=201,
     response_model=ChatroomCreatedOut,
-    responses=error_responses(400, 401),
+    responses=error_responses(400, 401, 409),
 )
 async def create_chatroom(
     user: UserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
@@ -244,27 +243,44 @@ async def regenerate_reply(
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The reply as it is generated"}
     }
-    | error_responses(401, 404),
+    | error_responses(400, 401, 404, 429, 503),
 )
 async def stream_reply(
-    chatroom_id: str, reply_id: str, request: Request, user: UserId, ctx: Ctx
+    chatroom_id: str,
+    reply_id: str,
+    request: Request,
+    user: UserId,
+    ctx: Ctx,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this event: the id of a token event of this stream.",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
+    """429 ``too_many_streams`` when the user has ``MAX_STREAMS_PER_USER`` streams open;
+    503 ``streams_unavailable`` when this server cannot take another one."""
     room_id, reply_uuid = _uuid(chatroom_id), _uuid(reply_id, "Reply")
+    resume_after = streaming.parse_last_event_id(last_event_id)
     pool = request.app.state.pool
 
     async def load() -> Message:
         return await service.get_reply(UnitOfWork(pool), user, room_id, reply_uuid)
 
     await load()  # 404 before the stream starts
-    events = reply_events(
+    lease = await ctx.streams.take(user)  # and 429/503
+    events = streaming.reply_events(
         ctx.redis,
         reply_uuid,
         load,
         lambda m: message_out(m).model_dump(mode="json", by_alias=True),
-        request.headers.get("last-event-id"),
+        resume_after,
+        keep_going=lambda: lease.held,
     )
-    return EventSourceResponse(
+    return streaming.LeasedEventSourceResponse(
         events,
+        lease,
         ping=ctx.settings.sse_ping_seconds,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -13,6 +13,7 @@ from chat.api import router
 from chat.handlers import handlers
 from chat.service import ChatContext
 from chat.settings import Settings
+from chat.streaming import StreamSlots
 from shared.aio import sleep_unless
 from shared.db import UnitOfWork
 from shared.http import create_app as create_service_app
@@ -53,7 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_runtime(app, settings, SCHEMA) as runtime:
-            app.state.chat = ctx = ChatContext(settings=settings, redis=runtime.redis)
+            app.state.chat = ctx = ChatContext(
+                settings=settings,
+                redis=runtime.redis,
+                streams=StreamSlots(runtime.redis, settings),
+            )
             runtime.consume(
                 "chat",
                 CONSUMES,

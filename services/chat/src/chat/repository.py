@@ -65,6 +65,20 @@ async def insert_chatroom(
     return room
 
 
+async def lock_user_chatrooms(conn: AsyncConnection, user_id: uuid.UUID) -> None:
+    """Hold a per-user lock until the transaction ends: creates of one user's rooms run
+    one at a time (the room limit is checked by counting)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"chat.chatrooms:{user_id}",)
+    )
+
+
+async def count_chatrooms(conn: AsyncConnection, user_id: uuid.UUID) -> int:
+    cur = await conn.execute("SELECT count(*) FROM chatrooms WHERE user_id = %s", (user_id,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def get_chatroom(
     conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
 ) -> Chatroom | None:

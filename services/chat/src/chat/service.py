@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from chat import repository
 from chat.repository import Chatroom, Message
 from chat.settings import Settings
+from chat.streaming import StreamSlots
 from shared import outbox, replies
 from shared.db import UnitOfWork
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -31,6 +32,7 @@ PRODUCER = "chat"
 class ChatContext:
     settings: Settings
     redis: Redis
+    streams: StreamSlots
 
 
 @dataclass(frozen=True)
@@ -137,13 +139,32 @@ def _room_name(raw: str, settings: Settings) -> str:
 DEFAULT_ROOM_NAME = "New chat"
 
 
+class ChatroomLimitReached(Conflict):
+    code = "chatroom_limit_reached"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You have reached the limit of {limit} chatrooms."
+            " Delete a chatroom to create another.",
+            extra={"limit": limit},
+        )
+
+
 async def create_chatroom(
     uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, raw_name: str | None
 ) -> Chatroom:
-    """A room; without a name it is "New chat" until its first exchange gives it a title."""
+    """A room; without a name it is "New chat" until its first exchange gives it a title.
+    409 when the user already owns ``max_chatrooms_per_user`` rooms."""
     auto_title = raw_name is None
     name = DEFAULT_ROOM_NAME if raw_name is None else _room_name(raw_name, ctx.settings)
+    limit = ctx.settings.max_chatrooms_per_user
     async with uow:
+        # Count under a per-user lock: concurrent creates queue up behind it, so no
+        # interleaving goes past the limit.
+        await repository.lock_user_chatrooms(uow.conn, user_id)
+        if await repository.count_chatrooms(uow.conn, user_id) >= limit:
+            log.info("chat.chatroom_limit_reached", limit=limit)
+            raise ChatroomLimitReached(limit)
         room = await repository.insert_chatroom(uow.conn, uuid.uuid4(), user_id, name, auto_title)
         _invalidate_after_commit(uow, ctx, user_id)
     log.info("chat.chatroom_created", chatroom_id=str(room.id))

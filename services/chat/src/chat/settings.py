@@ -22,3 +22,14 @@ class Settings(ServiceSettings):
     claim_idle_seconds: float = Field(default=60, ge=1)
     max_deliveries: int = Field(default=5, ge=1)
     sse_ping_seconds: int = Field(default=15, ge=1)
+    # A user owns at most this many chatrooms; creating one more answers 409 (delete one).
+    max_chatrooms_per_user: int = Field(default=1000, ge=1)
+    # Reply streams (SSE) one user may have open at once, across every chat process;
+    # one more answers 429. Each holds a Redis connection in a blocking read.
+    max_streams_per_user: int = Field(default=5, ge=1, le=100)
+    # Reply streams one chat process serves at once; one more answers 503. Stay well below
+    # the process's Redis connections (shared.redis.MAX_CONNECTIONS, 1024).
+    max_open_streams: int = Field(default=500, ge=1, le=1000)
+    # A stream's slot is a lease in Redis, renewed while the stream is open: a process that
+    # died without giving its slots back frees them after this long.
+    stream_lease_seconds: int = Field(default=30, ge=1, le=3600)

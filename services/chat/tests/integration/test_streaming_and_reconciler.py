@@ -214,3 +214,29 @@ async def test_republish_command_sends_the_event_log_again(api, user, bus, chat_
         return len(await bus.queued(reply_id)) == 2
 
     await eventually(published_twice, what="the running relay to publish the event again")
+
+
+async def test_resuming_a_finished_reply_replaces_the_text_seen_so_far(api, user, bus, client):
+    """A client that saw part of the reply and reconnects after it finished gets a reset
+    before the stored text, so it shows the text once, not the start twice."""
+    room_id, reply_id = await queued_reply(api, user)
+    await bus.emit(
+        ReplyCompleted(
+            reply_id=uuid.UUID(reply_id),
+            chatroom_id=uuid.UUID(room_id),
+            user_id=user.id,
+            text="the whole answer",
+            finish_reason="STOP",
+        )
+    )
+
+    async def stored() -> bool:
+        return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
+
+    await eventually(stored)
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    headers = user.headers | {"Last-Event-ID": "1700000000000-0"}
+    async with client.stream("GET", url, headers=headers) as response:
+        events = [e async for e in sse_events(response)]
+    assert [e[0] for e in events] == ["reset", "token", "done"]
+    assert events[1][1] == {"text": "the whole answer"}
