@@ -9,6 +9,8 @@
 
 Each service listens on the port of its URL variable (``AUTH_URL`` ...; the public gateway
 on ``PORT``); every child gets all those URLs, and the gateway gets ``GATEWAY_UPSTREAMS``.
+``FORWARDED_ALLOW_IPS`` from the environment is the public gateway's alone: the services
+behind it are reached only by the local gateway, so they believe loopback and no one else.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The proxies a service behind the gateway believes: the local gateway.
+LOOPBACK_PROXIES = "127.0.0.1,::1"
 STOP_TIMEOUT = 10.0
 MIGRATE_TIMEOUT = 120.0
 
@@ -164,6 +168,10 @@ class Stack:
         env.update({s.url_env: self.url(s.name) for s in self.specs if not s.public})
         upstreams = [s.name for s in self.specs if s.upstream]
         env.update(GATEWAY_UPSTREAMS=",".join(upstreams), PORT=str(self.port(spec.name)))
+        if not spec.public:
+            # Set, not defaulted: a value meant for the gateway (in .env too) must not make
+            # a service believe anyone but the local gateway.
+            env["FORWARDED_ALLOW_IPS"] = LOOPBACK_PROXIES
         if any(s.name == "stripe-sim" for s in self.specs):
             # The Stripe simulator sends its webhooks through the gateway, like Stripe would,
             # and hands out checkout and portal page URLs on its own address.

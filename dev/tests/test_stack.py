@@ -29,7 +29,7 @@ grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        keys = ("PORT", "GATEWAY_UPSTREAMS", "FAKE_URL")
+        keys = ("PORT", "GATEWAY_UPSTREAMS", "FAKE_URL", "FORWARDED_ALLOW_IPS")
         body = json.dumps({k: os.environ.get(k) for k in keys} | {"grandchild": grandchild.pid})
         self.send_response(200)
         self.end_headers()
@@ -80,6 +80,22 @@ def test_stack_starts_services_until_healthy_and_stop_leaves_no_process(
     assert alive == []
     assert not port_is_open(stack.port("fake"))
     assert not port_is_open(stack.port("edge"))
+
+
+def test_only_the_public_service_gets_the_configured_trusted_proxies(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    # FORWARDED_ALLOW_IPS in the environment (or .env) is meant for the public gateway; the
+    # services behind it are reached only by the local gateway and believe only loopback.
+    for configured in ("10.0.0.0/8", None):
+        env = fake_env | ({"FORWARDED_ALLOW_IPS": configured} if configured else {})
+        with Stack(env, log_dir=tmp_path / "logs", specs=SPECS, cwd=tmp_path) as stack:
+            stack.start()
+            stack.wait_healthy(timeout=20)
+            behind = httpx.get(stack.url("fake") + "/env").json()
+            public = httpx.get(stack.url("edge") + "/env").json()
+        assert behind["FORWARDED_ALLOW_IPS"] == "127.0.0.1,::1"
+        assert public["FORWARDED_ALLOW_IPS"] == configured
 
 
 def test_failed_migrations_stop_the_start_with_their_output(

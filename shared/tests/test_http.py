@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
@@ -14,12 +15,17 @@ class Body(BaseModel):
     name: str = Field(max_length=5)
 
 
-def make_app(ready: bool = True) -> FastAPI:
+def make_app(ready: bool = True, readiness_details: bool = True) -> FastAPI:
     async def check() -> None:
         if not ready:
-            raise ConnectionError("down")
+            raise ConnectionError("down: postgresql://app:hunter2@db.internal:5432/app")
 
-    app = create_app(title="t", max_body_bytes=1024, readiness=lambda app: {"db": check})
+    app = create_app(
+        title="t",
+        max_body_bytes=1024,
+        readiness=lambda app: {"db": check},
+        readiness_details=readiness_details,
+    )
 
     @app.post("/items")
     async def create(body: Body) -> dict:
@@ -143,3 +149,19 @@ async def test_readyz_reports_a_dependency_down():
         response = await c.get("/readyz")
     body = assert_envelope(response, 503, "not_ready")
     assert body["data"]["checks"]["db"].startswith("down")
+
+
+async def test_readyz_without_details_names_nothing_and_logs_the_failure_without_secrets():
+    async with app_client(make_app(ready=False, readiness_details=False)) as c:
+        with structlog.testing.capture_logs() as logs:
+            response = await c.get("/readyz")
+    body = assert_envelope(response, 503, "not_ready")
+    assert "data" not in body
+    assert "db" not in response.text
+    [failure] = [e for e in logs if e["event"] == "readyz.check_failed"]
+    assert (failure["check"], failure["error_type"]) == ("db", "ConnectionError")
+    assert "db.internal" in failure["error"]
+    assert "hunter2" not in failure["error"]
+    async with app_client(make_app(readiness_details=False)) as c:
+        ready = await c.get("/readyz")
+    assert ready.json() == {"status": "success", "message": "Ready."}

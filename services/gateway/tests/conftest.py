@@ -228,34 +228,48 @@ async def gateway(gateway_factory: GatewayFactory) -> AsyncIterator[httpx.AsyncC
         yield client
 
 
-@pytest.fixture
-async def live_gateway(make_settings: Callable[..., Settings]) -> AsyncIterator[str]:
-    """The gateway under uvicorn on a real socket (httpx's ASGI transport does not stream).
+LiveGatewayFactory = Callable[..., AbstractAsyncContextManager[str]]
 
-    Its non-streaming upstream timeout is 0.2 s, to show that streams outlive it.
-    """
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(make_settings(upstream_timeout_seconds=0.2)),
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 5
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("the gateway did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+
+@pytest.fixture
+def live_gateway_factory(make_settings: Callable[..., Settings]) -> LiveGatewayFactory:
+    """``async with live_gateway_factory(**settings) as url``: the gateway under uvicorn on a
+    real socket (httpx's ASGI transport does not stream)."""
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[str]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            create_app(make_settings(**overrides)),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        deadline = time.monotonic() + 5
+        while not server.started:
+            if task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            await task
+            sock.close()
+
+    return start
+
+
+@pytest.fixture
+async def live_gateway(live_gateway_factory: LiveGatewayFactory) -> AsyncIterator[str]:
+    """A live gateway whose non-streaming upstream timeout is 0.2 s, to show that streams
+    outlive it."""
+    async with live_gateway_factory(upstream_timeout_seconds=0.2) as url:
+        yield url
 
 
 @dataclass

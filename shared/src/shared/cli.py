@@ -86,16 +86,27 @@ def main(
         return
 
     log.info("service.starting", host=settings.host, port=settings.port, env=settings.app_env)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), **server_options(settings))
+
+
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's options for a service.
+
+    The client address (``request.client``) is the peer's, unless the peer is listed in
+    ``FORWARDED_ALLOW_IPS``: then it is the right-most X-Forwarded-For address not listed
+    (uvicorn's ProxyHeadersMiddleware; CIDRs allowed). Always passed explicitly, so uvicorn's
+    own default (trust loopback) never applies.
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 async def _republish(database_url: str, schema: str, since: datetime) -> int:

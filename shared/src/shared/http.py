@@ -13,6 +13,7 @@ Middleware order, outermost first:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -29,6 +30,8 @@ from shared.errors import error_body, install_error_handlers
 log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+# The user and password of a URL (scheme://user:password@host), which an error may quote.
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def _is_request_id(value: str) -> bool:
@@ -148,12 +151,35 @@ def database_and_redis_checks(app: FastAPI) -> dict[str, ReadinessCheck]:
     return {"postgres": postgres, "redis": redis}
 
 
+def _without_credentials(text: str) -> str:
+    return _URL_CREDENTIALS.sub("***@", text)
+
+
+async def _run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """``ok`` or ``down: <error class>`` per check; every failure is logged."""
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await check()
+            results[name] = "ok"
+        except Exception as exc:  # a readiness probe reports, it never raises
+            results[name] = f"down: {type(exc).__name__}"
+            log.warning(
+                "readyz.check_failed",
+                check=name,
+                error_type=type(exc).__name__,
+                error=_without_credentials(str(exc)),
+            )
+    return results
+
+
 def create_app(
     *,
     title: str,
     max_body_bytes: int,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+    readiness_details: bool,
     version: str = "1.0.0",
     openapi_url: str | None = "/openapi.json",
     docs_url: str | None = "/docs",
@@ -161,7 +187,9 @@ def create_app(
     """A FastAPI app with our middleware, error envelope and ``/healthz`` + ``/readyz``.
 
     ``readiness(app)`` returns the named checks ``/readyz`` runs; each raises when its
-    dependency is down.
+    dependency is down. ``/readyz`` lists each check's result only with
+    ``readiness_details`` (``settings.show_readiness_details``); without, it says ready or
+    not ready and nothing else, and the log names what failed.
     """
     app = FastAPI(
         title=title,
@@ -186,21 +214,14 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = readiness(app) if readiness else {}
-        results: dict[str, str] = {}
-        ok = True
-        for name, check in checks.items():
-            try:
-                await check()
-                results[name] = "ok"
-            except Exception as exc:  # a readiness probe reports, it never raises
-                ok = False
-                results[name] = f"down: {type(exc).__name__}"
-                log.warning("readyz.check_failed", check=name, error=str(exc))
+        results = await _run_checks(readiness(app) if readiness else {})
+        ok = all(result == "ok" for result in results.values())
         if ok:
-            return JSONResponse({"status": "success", "data": {"checks": results}})
-        body = error_body(503, "not_ready", "A dependency is not available.")
-        body["data"] = {"checks": results}
-        return JSONResponse(body, status_code=503)
+            body: dict[str, Any] = {"status": "success", "message": "Ready."}
+        else:
+            body = error_body(503, "not_ready", "A dependency is not available.")
+        if readiness_details:
+            body["data"] = {"checks": results}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return app

@@ -78,6 +78,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
         readiness=readiness,
+        readiness_details=settings.show_readiness_details,
         openapi_url=None,
         docs_url=None,
     )

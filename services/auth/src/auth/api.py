@@ -47,10 +47,8 @@ Ctx = Annotated[AuthContext, Depends(_ctx)]
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address: the last X-Forwarded-For hop, which the gateway appends."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
+    """The caller's address as uvicorn resolved it: from X-Forwarded-For only when the peer
+    is a trusted proxy (FORWARDED_ALLOW_IPS: the gateway), else the peer itself."""
     return request.client.host if request.client else "unknown"
 
 

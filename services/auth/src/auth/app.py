@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
         readiness=database_and_redis_checks,
+        readiness_details=settings.show_readiness_details,
     )
     app.state.settings = settings
     app.include_router(router)

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.authentication import authenticate, open_token_states
 from gateway.openapi import TITLE, MergedOpenAPI
-from gateway.proxy import Proxy, unavailable
+from gateway.proxy import Proxy, unavailable, upstream_session
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
 from shared.errors import error_response
@@ -28,7 +28,6 @@ from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
 from shared.redis import open_redis
 
-POOL_SIZE = 100
 PROBE_TIMEOUT_SECONDS = 3.0
 CORS_EXPOSE_HEADERS = [
     "X-Request-ID",
@@ -47,6 +46,20 @@ CONTENT_SECURITY_POLICY = (
 )
 # No hashed file names, so the browser revalidates every file (a 304 while unchanged).
 CLIENT_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# /docs: Swagger UI from the pinned fastapi-offline package's copy of swagger-ui-dist and
+# our own page and init script, all served by the gateway: no script from anywhere else.
+SWAGGER_PAGE_DIR = Path(__file__).resolve().parent / "swagger"
+SWAGGER_DIST_DIR = Path(str(files("fastapi_offline") / "static"))
+DOCS_FILES = {
+    "swagger-ui-bundle.js": SWAGGER_DIST_DIR / "swagger-ui-bundle.js",
+    "swagger-ui.css": SWAGGER_DIST_DIR / "swagger-ui.css",
+    "swagger-init.js": SWAGGER_PAGE_DIR / "swagger-init.js",
+}
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "font-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 class UpstreamNotReady(Exception):
@@ -79,7 +92,7 @@ async def gateway_endpoint(request: Request) -> Response:
         await authenticate(
             request.headers.get("authorization"), state.settings.jwt_secret, state.token_states
         )
-    return await proxy.forward(request, route.upstream)
+    return await proxy.forward(request, route)
 
 
 class _AnyMethod:
@@ -112,28 +125,29 @@ async def openapi_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(await request.app.state.openapi.document())
 
 
-async def docs_endpoint(_: Request) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - Swagger UI")
+async def docs_page(_: Request) -> FileResponse:
+    """Swagger UI for the merged document, under a policy that allows only our own files."""
+    headers = {**CLIENT_HEADERS, "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
+    return FileResponse(SWAGGER_PAGE_DIR / "index.html", media_type="text/html", headers=headers)
+
+
+def docs_file(path: Path) -> Callable[[Request], Awaitable[FileResponse]]:
+    async def endpoint(_: Request) -> FileResponse:
+        return FileResponse(path, headers=CLIENT_HEADERS)
+
+    return endpoint
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=POOL_SIZE),
-            trust_env=False,
-            # One session serves every user: never keep one user's cookies for the next.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # Pass bodies and headers through as they are: no decompression, and no
-            # Accept/Accept-Encoding/User-Agent/Content-Type the client did not send.
-            auto_decompress=False,
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-        )
+        session = upstream_session(settings.upstream_pool_size)
+        stream_session = upstream_session(settings.stream_pool_size)
         redis = open_redis(settings.redis_url)
         token_states_scope = AsyncExitStack()
         app.state.session = session
         app.state.redis = redis
-        app.state.proxy = Proxy(session, settings)
+        app.state.proxy = Proxy(session, stream_session, settings)
         app.state.token_states = await token_states_scope.enter_async_context(
             open_token_states(redis, settings)
         )
@@ -144,13 +158,14 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await token_states_scope.aclose()
+            await stream_session.close()
             await session.close()
             await redis.aclose()
 
     def readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
         session: aiohttp.ClientSession = app.state.session
         timeout = aiohttp.ClientTimeout(
-            total=PROBE_TIMEOUT_SECONDS, sock_connect=settings.upstream_connect_timeout_seconds
+            total=PROBE_TIMEOUT_SECONDS, connect=settings.upstream_connect_timeout_seconds
         )
 
         async def redis() -> None:
@@ -174,6 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
         readiness=readiness,
+        readiness_details=settings.show_readiness_details,
         openapi_url=None,  # the gateway serves the merged document instead
         docs_url=None,
     )
@@ -195,7 +211,11 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.add_route("/openapi.json", openapi_endpoint, methods=["GET"], include_in_schema=False)
-    app.add_route("/docs", docs_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
+    for name, path in DOCS_FILES.items():
+        app.add_route(
+            f"/docs/static/{name}", docs_file(path), methods=["GET"], include_in_schema=False
+        )
     for page in CLIENT_PAGES:
         app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))

@@ -197,9 +197,7 @@ class MergedOpenAPI:
     ) -> None:
         self.session = session
         self.urls = urls
-        self.timeout = aiohttp.ClientTimeout(
-            total=FETCH_TIMEOUT_SECONDS, sock_connect=connect_timeout
-        )
+        self.timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS, connect=connect_timeout)
         self._lock = asyncio.Lock()
         self._document: dict[str, Any] | None = None
         self._fetched_at = 0.0

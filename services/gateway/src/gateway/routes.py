@@ -1,4 +1,5 @@
-"""The route table: every public route, the service behind it and whether it needs a JWT.
+"""The route table: every public route, the service behind it, whether it needs a JWT and
+whether it streams (server-sent events).
 
 Adding a route is one line in ``ROUTES``. A template's ``{param}`` matches one non-empty
 path segment. A path that matches no template is a 404 (never a 401, token or not); a path
@@ -30,6 +31,9 @@ class Route:
     path: str
     upstream: str
     requires_auth: bool
+    # Server-sent events: forwarded through the stream pool (STREAM_POOL_SIZE), so open
+    # streams never hold the connections ordinary requests need.
+    stream: bool = False
 
 
 def public(method: str, path: str, upstream: str) -> Route:
@@ -38,6 +42,10 @@ def public(method: str, path: str, upstream: str) -> Route:
 
 def protected(method: str, path: str, upstream: str) -> Route:
     return Route(method, PREFIX + path, upstream, requires_auth=True)
+
+
+def protected_stream(method: str, path: str, upstream: str) -> Route:
+    return Route(method, PREFIX + path, upstream, requires_auth=True, stream=True)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -57,7 +65,7 @@ ROUTES: tuple[Route, ...] = (
     protected("PATCH", "/chatroom/{id}", "chat"),
     protected("DELETE", "/chatroom/{id}", "chat"),
     protected("POST", "/chatroom/{id}/message", "chat"),
-    protected("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
+    protected_stream("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),
     protected("GET", "/usage", "chat"),

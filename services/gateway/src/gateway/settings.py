@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -20,8 +21,18 @@ class Settings(ServiceSettings):
     gateway_upstreams: Annotated[tuple[str, ...], NoDecode] = KNOWN_UPSTREAMS
     # The browser app's origin: the only origin CORS allows.
     client_url: str = "http://localhost:8000"
+    # The gateway is the edge: it believes no X-Forwarded-For unless its own load balancer's
+    # or ingress's addresses are listed here, so no client can choose its address.
+    forwarded_allow_ips: str = ""
+    # Upstream connections for ordinary requests, and separately for SSE streams (which
+    # hold theirs for as long as they are open), so streams never starve ordinary requests.
+    upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
+    stream_pool_size: int = Field(default=1000, ge=1, le=100_000)
+    # Longest wait for an upstream connection (a free one from the pool, or a new one);
+    # after it the client gets 503 with Retry-After.
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    # Total time for a non-streaming upstream response; SSE responses have no total limit.
+    # Total time for a non-streaming upstream response, and for a stream's response headers;
+    # an open stream has no total limit.
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     token_state_cache_seconds: int = Field(default=86_400, ge=1)
 
@@ -41,6 +52,24 @@ class Settings(ServiceSettings):
                 f"unknown upstream(s) {', '.join(unknown)}; known: {', '.join(KNOWN_UPSTREAMS)}"
             )
         return tuple(dict.fromkeys(value))
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _readable_proxy_list(cls, value: str) -> str:
+        """Every entry an address or a network: uvicorn would take anything else as a literal
+        that never matches, and say nothing. Not ``*``: with it uvicorn believes every peer
+        and takes the first X-Forwarded-For address, which the client writes itself."""
+        for entry in (entry.strip() for entry in value.split(",")):
+            if not entry:
+                continue
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network; list "
+                    "the addresses or CIDRs of the proxies in front of the gateway (not *)"
+                ) from None
+        return value
 
     @field_validator("auth_url", "chat_url", "billing_url", "client_url")
     @classmethod

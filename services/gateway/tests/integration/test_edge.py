@@ -1,6 +1,9 @@
 """CORS, readiness and the merged OpenAPI document."""
 
+from html.parser import HTMLParser
 from typing import Any
+
+import structlog
 
 
 async def test_cors_preflight_from_the_client_origin_is_allowed(gateway, client_url) -> None:
@@ -67,6 +70,36 @@ async def test_readyz_checks_only_deployed_upstreams(gateway_factory, dead_url) 
     assert set(response.json()["data"]["checks"]) == {"redis", "auth"}
 
 
+async def test_readyz_names_no_internals_when_details_are_off(gateway_factory, services) -> None:
+    services["billing"].ready_status = 503
+    async with gateway_factory(readyz_details=False) as gateway:
+        with structlog.testing.capture_logs() as logs:
+            down = await gateway.get("/readyz")
+        services["billing"].ready_status = 200
+        up = await gateway.get("/readyz")
+    assert down.status_code == 503
+    assert down.json() == {
+        "status": "error",
+        "code": "not_ready",
+        "message": "A dependency is not available.",
+    }
+    assert down.headers["x-request-id"]
+    assert up.status_code == 200
+    assert up.json() == {"status": "success", "message": "Ready."}
+    # The operator still learns which one, and why, from the log.
+    failures = [e for e in logs if e["event"] == "readyz.check_failed"]
+    assert [(e["check"], e["error_type"]) for e in failures] == [("billing", "UpstreamNotReady")]
+
+
+async def test_readyz_names_no_internals_in_production_by_default(gateway_factory) -> None:
+    async with gateway_factory(app_env="production") as gateway:
+        hidden = await gateway.get("/readyz")
+    async with gateway_factory(app_env="production", readyz_details=True) as gateway:
+        shown = await gateway.get("/readyz")
+    assert hidden.json() == {"status": "success", "message": "Ready."}
+    assert set(shown.json()["data"]["checks"]) == {"redis", "auth", "chat", "billing"}
+
+
 async def test_healthz(gateway) -> None:
     response = await gateway.get("/healthz")
     assert response.status_code == 200
@@ -123,8 +156,63 @@ async def test_merged_openapi_has_every_available_service_and_names_the_missing(
     assert services["auth"].openapi_fetches == fetches == 1
 
 
-async def test_docs_serve_swagger_ui_for_the_merged_document(gateway) -> None:
+async def test_docs_serve_swagger_ui_from_the_gateway_itself_under_a_strict_csp(gateway) -> None:
     response = await gateway.get("/docs")
     assert response.status_code == 200
-    assert "swagger-ui" in response.text
-    assert "/openapi.json" in response.text
+    assert response.headers["content-type"].startswith("text/html")
+    csp = policy(response.headers["content-security-policy"])
+    assert csp["script-src"] == ["'self'"]
+    assert csp["style-src"] == ["'self'"]
+    assert csp["default-src"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    page = ResourceLinks()
+    page.feed(response.text)
+    assert page.inline_scripts == 0
+    assert page.scripts and page.stylesheets
+    for url in page.scripts + page.stylesheets:
+        assert url.startswith("/docs/static/"), url  # same origin, nothing from a CDN
+        served = await gateway.get(url)
+        assert served.status_code == 200, url
+        kind = "javascript" if url.endswith(".js") else "css"
+        assert kind in served.headers["content-type"], url
+        assert served.headers["x-content-type-options"] == "nosniff"
+    init = await gateway.get(page.scripts[-1])
+    assert '"/openapi.json"' in init.text
+
+
+async def test_docs_static_serves_only_its_own_files(gateway) -> None:
+    for path in ("/docs/static/redoc.standalone.js", "/docs/static/../app.py", "/docs/static/"):
+        response = await gateway.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found"
+
+
+def policy(header: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {name: values for name, *values in directives}
+
+
+class ResourceLinks(HTMLParser):
+    """The scripts and stylesheets a page loads, and how many inline scripts it has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.stylesheets: list[str] = []
+        self.inline_scripts = 0
+        self._in_inline_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "script":
+            if named.get("src"):
+                self.scripts.append(named["src"] or "")
+            else:
+                self._in_inline_script = True
+        elif tag == "link" and named.get("rel") == "stylesheet":
+            self.stylesheets.append(named.get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._in_inline_script:
+            self.inline_scripts += 1
+            self._in_inline_script = False

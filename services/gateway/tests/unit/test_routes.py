@@ -87,3 +87,8 @@ def test_table_rejects_duplicate_routes() -> None:
 def test_every_route_names_a_known_upstream() -> None:
     assert {route.upstream for route in ROUTES} == set(KNOWN_UPSTREAMS)
     assert all(isinstance(route, Route) and route.path.startswith("/api/v1/") for route in ROUTES)
+
+
+def test_only_the_reply_stream_goes_through_the_stream_pool() -> None:
+    streams = [(route.method, route.path) for route in ROUTES if route.stream]
+    assert streams == [("GET", "/api/v1/chatroom/{id}/message/{replyId}/stream")]

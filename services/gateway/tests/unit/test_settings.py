@@ -20,6 +20,7 @@ def test_defaults() -> None:
     assert settings.port == 8000
     assert settings.upstream_url("billing") == "http://127.0.0.1:8003"
     assert settings.token_state_cache_seconds == 86_400
+    assert (settings.upstream_pool_size, settings.stream_pool_size) == (100, 1000)
 
 
 def test_unknown_upstream_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
