@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from shared.testing.fixtures import random_mobile_number
+from shared.testing.accounts import sign_up_and_in
 from shared.testing.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -34,18 +34,8 @@ class Customer:
         self.user_id = ""
 
     async def login(self) -> Customer:
-        number = random_mobile_number()
-        signup = await self.api.post("/api/v1/auth/signup", json={"mobileNumber": number})
-        self.user_id = signup.json()["userId"]
-        otp = (await self.api.post("/api/v1/auth/send-otp", json={"mobileNumber": number})).json()[
-            "otp"
-        ]
-        token = (
-            await self.api.post(
-                "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": otp}
-            )
-        ).json()["token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
+        account = await sign_up_and_in(self.api)
+        self.user_id, self.headers = account.user_id, account.headers
         return self
 
     async def send(self, content: str = "hello") -> httpx.Response:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shared.testing.fixtures import random_mobile_number
+from shared.testing.accounts import sign_up_and_in
 from shared.testing.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -28,14 +28,7 @@ class Person:
         self.headers: dict[str, str] = {}
 
     async def login(self) -> Person:
-        number = random_mobile_number()
-        signup = await self.api.post("/api/v1/auth/signup", json={"mobileNumber": number})
-        assert signup.status_code == 201, signup.text
-        sent = await self.api.post("/api/v1/auth/send-otp", json={"mobileNumber": number})
-        verified = await self.api.post(
-            "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": sent.json()["otp"]}
-        )
-        self.headers = {"Authorization": f"Bearer {verified.json()['token']}"}
+        self.headers = (await sign_up_and_in(self.api)).headers
         return self
 
     async def room(self) -> str:

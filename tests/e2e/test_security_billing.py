@@ -17,7 +17,7 @@ import pytest
 import stripe
 
 from dev.stack import REPO_ROOT, Stack
-from shared.testing.fixtures import random_mobile_number
+from shared.testing.accounts import sign_up_and_in
 from shared.testing.wait import eventually
 
 pytestmark = [
@@ -35,16 +35,8 @@ class User:
         self.headers: dict[str, str] = {}
 
     async def sign_in(self) -> User:
-        number = random_mobile_number()
-        signup = await self.api.post("/api/v1/auth/signup", json={"mobileNumber": number})
-        assert signup.status_code == 201, signup.text
-        self.id = signup.json()["userId"]
-        sent = await self.api.post("/api/v1/auth/send-otp", json={"mobileNumber": number})
-        verified = await self.api.post(
-            "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": sent.json()["otp"]}
-        )
-        assert verified.status_code == 200, verified.text
-        self.headers = {"Authorization": f"Bearer {verified.json()['token']}"}
+        account = await sign_up_and_in(self.api)
+        self.id, self.headers = account.user_id, account.headers
         return self
 
     async def subscribe(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dev.stack import Stack
-from shared.testing.fixtures import random_mobile_number
+from shared.testing.accounts import sign_up_and_in
 from shared.testing.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +34,7 @@ class User:
         self.stream_url = ""
 
     async def sign_in(self) -> User:
-        number = random_mobile_number()
-        signup = await self.api.post("/api/v1/auth/signup", json={"mobileNumber": number})
-        assert signup.status_code == 201, signup.text
-        sent = await self.api.post("/api/v1/auth/send-otp", json={"mobileNumber": number})
-        verified = await self.api.post(
-            "/api/v1/auth/verify-otp", json={"mobileNumber": number, "otp": sent.json()["otp"]}
-        )
-        assert verified.status_code == 200, verified.text
-        self.headers = {"Authorization": f"Bearer {verified.json()['token']}"}
+        self.headers = (await sign_up_and_in(self.api)).headers
         return self
 
     async def ask_for_a_long_reply(self) -> User:

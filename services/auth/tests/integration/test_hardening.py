@@ -21,6 +21,16 @@ async def code_for(client, number: str, path: str = "send-otp") -> str:
     return response.json()["otp"]
 
 
+async def with_confirmed_password(client) -> str:
+    """A new number whose signup password (PASSWORD) a code has confirmed."""
+    number = random_mobile_number()
+    await post(client, "signup", mobileNumber=number, password=PASSWORD)
+    code = await code_for(client, number)
+    confirmed = await post(client, "verify-otp", mobileNumber=number, otp=code, password=PASSWORD)
+    assert confirmed.status_code == 200, confirmed.text
+    return number
+
+
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -84,15 +94,7 @@ async def test_a_reset_proves_the_number_and_replaces_a_pending_password(client)
 
 @pytest.mark.parametrize("settings_overrides", [{"login_failures_per_number_per_hour": 10}])
 async def test_sixty_concurrent_wrong_passwords_get_exactly_the_limit_of_tries(client):
-    number = random_mobile_number()
-    await post(client, "signup", mobileNumber=number, password=PASSWORD)
-    await post(
-        client,
-        "verify-otp",
-        mobileNumber=number,
-        otp=await code_for(client, number),
-        password=PASSWORD,
-    )
+    number = await with_confirmed_password(client)
     responses = await asyncio.gather(
         *(post(client, "login", mobileNumber=number, password=f"guess {i}") for i in range(60))
     )
@@ -102,15 +104,7 @@ async def test_sixty_concurrent_wrong_passwords_get_exactly_the_limit_of_tries(c
 
 @pytest.mark.parametrize("settings_overrides", [{"login_failures_per_number_per_hour": 3}])
 async def test_successful_logins_do_not_use_up_the_failure_budget(client):
-    number = random_mobile_number()
-    await post(client, "signup", mobileNumber=number, password=PASSWORD)
-    await post(
-        client,
-        "verify-otp",
-        mobileNumber=number,
-        otp=await code_for(client, number),
-        password=PASSWORD,
-    )
+    number = await with_confirmed_password(client)
     for _ in range(8):
         assert (
             await post(client, "login", mobileNumber=number, password=PASSWORD)

@@ -106,14 +106,15 @@ async def test_last_event_id_resumes_after_what_was_seen(api, user, redis, clien
     assert events[2][1]["error"] == "It broke."
 
 
-async def test_finished_reply_is_sent_at_once_from_the_database(api, user, bus, client):
+async def completed_reply(api, user, bus, text: str) -> tuple[str, str]:
+    """A reply the worker completed with ``text``, stored: (room id, reply id)."""
     room_id, reply_id = await queued_reply(api, user)
     await bus.emit(
         ReplyCompleted(
             reply_id=uuid.UUID(reply_id),
             chatroom_id=uuid.UUID(room_id),
             user_id=user.id,
-            text="stored answer",
+            text=text,
             finish_reason="STOP",
         )
     )
@@ -122,6 +123,11 @@ async def test_finished_reply_is_sent_at_once_from_the_database(api, user, bus, 
         return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
 
     await eventually(stored)
+    return room_id, reply_id
+
+
+async def test_finished_reply_is_sent_at_once_from_the_database(api, user, bus, client):
+    room_id, reply_id = await completed_reply(api, user, bus, "stored answer")
     url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
     async with client.stream("GET", url, headers=user.headers) as response:
         events = [e async for e in sse_events(response)]
@@ -219,21 +225,7 @@ async def test_republish_command_sends_the_event_log_again(api, user, bus, chat_
 async def test_resuming_a_finished_reply_replaces_the_text_seen_so_far(api, user, bus, client):
     """A client that saw part of the reply and reconnects after it finished gets a reset
     before the stored text, so it shows the text once, not the start twice."""
-    room_id, reply_id = await queued_reply(api, user)
-    await bus.emit(
-        ReplyCompleted(
-            reply_id=uuid.UUID(reply_id),
-            chatroom_id=uuid.UUID(room_id),
-            user_id=user.id,
-            text="the whole answer",
-            finish_reason="STOP",
-        )
-    )
-
-    async def stored() -> bool:
-        return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
-
-    await eventually(stored)
+    room_id, reply_id = await completed_reply(api, user, bus, "the whole answer")
     url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
     headers = user.headers | {"Last-Event-ID": "1700000000000-0"}
     async with client.stream("GET", url, headers=headers) as response:
