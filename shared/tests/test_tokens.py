@@ -104,3 +104,42 @@ def test_revocation_compares_whole_milliseconds():
 )
 def test_bearer_token_parsing(header, expected):
     assert bearer_token(header) == expected
+
+
+def test_a_token_verified_once_is_answered_from_the_cache_while_it_lives(monkeypatch):
+    issued = issue_access_token(SECRET, "user-cached", ttl_seconds=120)
+    first = verify_access_token(SECRET, issued.token)
+    calls = []
+    monkeypatch.setattr("shared.tokens._decode", lambda *a: calls.append(a))
+    assert verify_access_token(SECRET, issued.token) is first
+    assert calls == []
+
+
+def test_a_cached_token_is_checked_again_once_past_its_expiry(monkeypatch):
+    issued = issue_access_token(SECRET, "user-expiring", ttl_seconds=60)
+    verify_access_token(SECRET, issued.token)
+    later = time.time() + 60 + 31  # past exp and the leeway
+    monkeypatch.setattr("shared.tokens.time.time", lambda: later)
+
+    def pyjwt_at_that_time(*_: str) -> Claims:
+        raise InvalidToken("Your token has expired! Please log in again.")
+
+    monkeypatch.setattr("shared.tokens._decode", pyjwt_at_that_time)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_access_token(SECRET, issued.token)
+
+
+def test_the_cache_never_answers_for_another_secret():
+    issued = issue_access_token(SECRET, "user-1", ttl_seconds=600)
+    verify_access_token(SECRET, issued.token)
+    with pytest.raises(InvalidToken):
+        verify_access_token("another-" + SECRET, issued.token)
+
+
+def test_the_cache_stays_bounded(monkeypatch):
+    monkeypatch.setattr("shared.tokens.VERIFIED_CACHE_SIZE", 5)
+    for i in range(20):
+        verify_access_token(SECRET, issue_access_token(SECRET, f"u{i}", ttl_seconds=60).token)
+    from shared import tokens
+
+    assert len(tokens._verified) <= 5

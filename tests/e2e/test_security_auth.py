@@ -3,6 +3,8 @@ public API of the whole stack (and around the gateway, straight to a service).""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -105,3 +107,28 @@ async def test_verify_otp_does_not_tell_registered_numbers_apart(api):
 async def test_auths_internal_route_is_not_routed_by_the_gateway(api):
     response = await api.get("/internal/users/00000000-0000-4000-8000-000000000000/token-state")
     assert response.status_code == 404
+
+
+async def test_only_the_gateways_own_fresh_word_skips_a_services_revocation_check(
+    api, stack: Stack
+):
+    """Chat skips its look-up only for the gateway's signed, fresh X-Gateway-Checked for
+    that very token; made-up, stale or borrowed values are checked in full."""
+    from shared.revocation import gateway_checked
+
+    token = await sign_in_like_the_web_client(api, random_mobile_number())
+    other = await sign_in_like_the_web_client(api, random_mobile_number())
+    assert (await api.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 200
+    secret = stack.env["JWT_SECRET"]
+    for value in (
+        "1700000000.forged",
+        gateway_checked(secret, token, now=time.time() - 3600),  # stale
+        gateway_checked(secret, other),  # another token's
+        gateway_checked("a-secret-the-attacker-chose-0123456789abcd", token),
+    ):
+        async with httpx.AsyncClient(base_url=stack.url("chat"), timeout=15) as chat:
+            response = await chat.get(
+                "/api/v1/chatroom", headers=bearer(token) | {"X-Gateway-Checked": value}
+            )
+        assert response.status_code == 401, (value, response.text)
+        assert response.json()["code"] == "token_revoked"

@@ -96,7 +96,9 @@ class UnitOfWork:
                     )
 
 
-def _request_uow(request: Request) -> UnitOfWork:
+# Dependencies are async functions: FastAPI runs a plain `def` one in a worker thread, a
+# thread hop per request for nothing.
+async def _request_uow(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.pool)
 
 

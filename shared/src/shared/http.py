@@ -1,13 +1,13 @@
 """The HTTP scaffolding every service uses: app factory, middleware, health routes.
 
-Middleware order, outermost first:
+Middleware order, outermost first (each a plain ASGI class: every layer costs every
+request some time, so there are two, and the gateway adds CORS between them):
 
-1. ``CorrelationIdMiddleware`` (asgi-correlation-id): reads or makes ``X-Request-ID`` and
-   puts it on every response.
-2. :class:`AccessLogMiddleware`: one ``http.request`` log line per request, and a JSON 500
+1. :class:`RequestLogMiddleware`: reads or makes ``X-Request-ID``, puts it on every
+   response, and writes one ``http.request`` log line per request.
+2. :class:`RequestGuardMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``, whether the
+   size is announced in ``Content-Length`` or only discovered while reading, and a JSON 500
    for anything that escaped the exception handlers (so even those carry the request id).
-3. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``, whether the
-   size is announced in ``Content-Length`` or only discovered while reading.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from asgi_correlation_id import CorrelationIdMiddleware
+from asgi_correlation_id.context import correlation_id
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,7 +55,63 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodySizeLimitMiddleware:
+class RequestLogMiddleware:
+    """Outermost: the request id and the access log line.
+
+    The id is the client's ``X-Request-ID`` when it is short and printable, else a new one;
+    it is in ``correlation_id`` while the request is handled (so on every log line and
+    event it causes) and on every response. One ``http.request`` line per request (not for
+    the health probes), written after the response.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        if request_id is None or not _is_request_id(request_id):
+            request_id = uuid.uuid4().hex
+        context = correlation_id.set(request_id)
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope["path"]
+            if path not in _UNLOGGED:
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+            correlation_id.reset(context)
+
+
+_UNLOGGED = frozenset({"/healthz", "/readyz"})
+
+
+class RequestGuardMiddleware:
+    """413 for bodies over ``MAX_BODY_BYTES`` (announced in ``Content-Length`` or found while
+    reading), and a JSON 500 for anything that escaped the exception handlers."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -63,7 +120,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
+        for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -79,8 +136,10 @@ class BodySizeLimitMiddleware:
                     )
                     await _send_json(send, status, error_body(status, code, message))
                     return
+                break
         received = 0
         max_bytes = self.max_bytes
+        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -93,48 +152,21 @@ class BodySizeLimitMiddleware:
                     raise HTTPException(413, f"The request body is larger than {max_bytes} bytes.")
             return message
 
-        await self.app(scope, limited_receive, send)
-
-
-class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
+        async def watched_send(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
                 response_started = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, limited_receive, watched_send)
         except Exception:
             log.exception("request.unhandled_error", method=scope["method"], path=scope["path"])
             if not response_started:
-                status = 500
                 await _send_json(
                     send,
                     500,
                     error_body(500, "internal_error", "Something went wrong. Please try again."),
-                )
-        finally:
-            path = scope["path"]
-            if path not in ("/healthz", "/readyz"):
-                log.info(
-                    "http.request",
-                    method=scope["method"],
-                    path=path,
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
 
 
@@ -200,13 +232,8 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(
-        CorrelationIdMiddleware,
-        header_name="X-Request-ID",
-        validator=_is_request_id,
-    )
+    app.add_middleware(RequestGuardMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -39,7 +39,7 @@ from shared.tiers import SubscriptionState
 from shared.tokens import AccessToken
 
 
-def _ctx(request: Request) -> AuthContext:
+async def _ctx(request: Request) -> AuthContext:
     return request.app.state.auth
 
 

@@ -26,7 +26,7 @@ from shared.security import CurrentUser
 from shared.tokens import Claims
 
 
-def _ctx(request: Request) -> BillingContext:
+async def _ctx(request: Request) -> BillingContext:
     return request.app.state.billing
 
 

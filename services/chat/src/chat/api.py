@@ -38,10 +38,10 @@ from chat.service import ChatContext
 from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
-from shared.security import CurrentUser
+from shared.security import CurrentUserId
 
 
-def _ctx(request: Request) -> ChatContext:
+async def _ctx(request: Request) -> ChatContext:
     return request.app.state.chat
 
 
@@ -58,11 +58,7 @@ def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
         ) from None
 
 
-def user_id(claims: CurrentUser) -> uuid.UUID:
-    return _uuid(claims.user_id, "User")
-
-
-UserId = Annotated[uuid.UUID, Depends(user_id)]
+UserId = CurrentUserId
 
 
 def room_out(room: Chatroom) -> ChatroomOut:
@@ -120,14 +116,16 @@ async def list_chatrooms(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict:
-    def render(rooms: list[Chatroom], next_cursor: str | None) -> dict:
+) -> Response:
+    def render(rooms: list[Chatroom], next_cursor: str | None) -> str:
         return ChatroomListOut(
             results=len(rooms),
             data={"chatrooms": [room_out(r) for r in rooms], "nextCursor": next_cursor},
-        ).model_dump(mode="json", by_alias=True)
+        ).model_dump_json(by_alias=True)
 
-    return await service.list_chatrooms(uow, ctx, user, limit, cursor, render)
+    # The JSON as rendered (or cached): not parsed and validated again on every read.
+    page = await service.list_chatrooms(uow, ctx, user, limit, cursor, render)
+    return Response(page, media_type="application/json")
 
 
 @router.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -33,6 +34,9 @@ class ChatContext:
     settings: Settings
     redis: Redis
     streams: StreamSlots
+
+    def __post_init__(self) -> None:
+        self.list_cache_read = self.redis.register_script(LIST_CACHE_READ)
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,21 @@ def _version_key(user_id: uuid.UUID) -> str:
     return f"chat:rooms-version:{user_id}"
 
 
+def _page_prefix(user_id: uuid.UUID) -> str:
+    return f"chat:rooms:{user_id}:"
+
+
 def _page_key(user_id: uuid.UUID, version: str, limit: int) -> str:
-    return f"chat:rooms:{user_id}:{version}:{limit}"
+    return f"{_page_prefix(user_id)}{version}:{limit}"
+
+
+# The version and the page under it in one round trip: KEYS[1] the version key, ARGV the
+# page key around the version. (The page key is built inside: fine on one Redis server,
+# not on a cluster.)
+LIST_CACHE_READ = """
+local version = redis.call('GET', KEYS[1]) or '0'
+return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
+"""
 
 
 async def _bump_list_version(ctx: ChatContext, user_id: uuid.UUID) -> None:
@@ -191,31 +208,31 @@ async def list_chatrooms(
     user_id: uuid.UUID,
     limit: int,
     cursor: str | None,
-    render: object,
-) -> dict:
-    """The page as the API returns it (``render(rooms, next_cursor)`` shapes it); the first
-    page comes from the cache when it is warm."""
+    render: Callable[[list[Chatroom], str | None], str],
+) -> str:
+    """The page as the API returns it, JSON (``render(rooms, next_cursor)`` shapes it); the
+    first page comes from the cache when it is warm, as the very text it was stored as."""
     ttl = ctx.settings.chatroom_list_cache_ttl_seconds
     cacheable = cursor is None and ttl > 0
     page_key = None
     if cacheable:
         try:
-            version = await ctx.redis.get(_version_key(user_id)) or "0"
-            page_key = _page_key(user_id, version, limit)
-            cached = await ctx.redis.get(page_key)
+            version, cached = await ctx.list_cache_read(
+                keys=[_version_key(user_id)], args=[_page_prefix(user_id), f":{limit}"]
+            )
             if cached is not None:
-                return json.loads(cached)
+                return cached
+            page_key = _page_key(user_id, version, limit)
         except RedisError as exc:
             log.warning("chat.list_cache_unavailable", error=repr(exc))
-            page_key = None
     after = decode_cursor(cursor) if cursor else None
     async with uow:
         rooms = await repository.list_chatrooms(uow.conn, user_id, limit + 1, after)
     next_cursor = encode_cursor(rooms[limit - 1]) if len(rooms) > limit else None
-    page = render(rooms[:limit], next_cursor)  # type: ignore[operator]
+    page = render(rooms[:limit], next_cursor)
     if page_key is not None:
         try:
-            await ctx.redis.set(page_key, json.dumps(page), ex=ttl)
+            await ctx.redis.set(page_key, page, ex=ttl)
         except RedisError as exc:
             log.warning("chat.list_cache_unavailable", error=repr(exc))
     return page

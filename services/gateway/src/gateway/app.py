@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import Headers
@@ -24,9 +23,10 @@ from gateway.proxy import Proxy, unavailable, upstream_session
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
 from shared.errors import error_response
-from shared.http import ReadinessCheck
+from shared.http import ReadinessCheck, RequestLogMiddleware
 from shared.http import create_app as create_service_app
 from shared.redis import open_redis
+from shared.revocation import CHECKED_HEADER
 
 PROBE_TIMEOUT_SECONDS = 3.0
 CORS_EXPOSE_HEADERS = [
@@ -88,11 +88,13 @@ async def gateway_endpoint(request: Request) -> Response:
     proxy: Proxy = state.proxy
     if route.upstream not in proxy.urls:
         raise unavailable(route.upstream)
+    checked: list[tuple[str, str]] = []
     if route.requires_auth:
-        await authenticate(
+        value = await authenticate(
             request.headers.get("authorization"), state.settings.jwt_secret, state.token_states
         )
-    return await proxy.forward(request, route)
+        checked.append((CHECKED_HEADER, value))
+    return await proxy.forward(request, route, checked)
 
 
 class _AnyMethod:
@@ -196,9 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     # CORS inside the request-id middleware, so preflights carry X-Request-ID too, and
     # outside the rest, so the 413s and 500s those produce carry the CORS headers.
-    position = next(
-        i for i, m in enumerate(app.user_middleware) if m.cls is CorrelationIdMiddleware
-    )
+    position = next(i for i, m in enumerate(app.user_middleware) if m.cls is RequestLogMiddleware)
     app.user_middleware.insert(
         position + 1,
         Middleware(

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from gateway.proxy import unavailable
 from gateway.settings import Settings
 from shared.errors import Unauthorized
-from shared.revocation import Lookup, TokenStates, auth_lookup
-from shared.tokens import Claims, InvalidToken, bearer_token, verify_access_token
+from shared.revocation import Lookup, TokenStates, auth_lookup, gateway_checked
+from shared.tokens import InvalidToken, bearer_token, verify_access_token
 
 
 def token_lookup(http: httpx.AsyncClient, settings: Settings) -> Lookup:
@@ -42,8 +42,10 @@ async def open_token_states(redis: Redis, settings: Settings) -> AsyncIterator[T
         )
 
 
-async def authenticate(authorization: str | None, secret: str, states: TokenStates) -> Claims:
-    """The verified, unrevoked claims of the bearer token; raises the 401 the client gets."""
+async def authenticate(authorization: str | None, secret: str, states: TokenStates) -> str:
+    """Checks the bearer token (signature, expiry, revocation) and returns the
+    ``X-Gateway-Checked`` value that tells the service behind that it was; raises the 401
+    the client gets."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized()
@@ -52,4 +54,4 @@ async def authenticate(authorization: str | None, secret: str, states: TokenStat
     except InvalidToken as exc:
         raise Unauthorized(str(exc), code="invalid_token") from None
     await states.check(claims)
-    return claims
+    return gateway_checked(secret, token)

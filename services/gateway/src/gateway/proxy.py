@@ -18,7 +18,7 @@ is read and answered in one piece within that time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from urllib.parse import quote
 
 import aiohttp
@@ -53,6 +53,8 @@ _DROP_FROM_REQUEST = _HOP_BY_HOP | {
     b"x-forwarded-host",
     b"forwarded",
     b"x-real-ip",
+    # Only the gateway says it checked the token (shared.revocation); a client cannot.
+    b"x-gateway-checked",
 }
 # Response headers the gateway's own stack sets: Content-Length is recomputed, X-Request-ID
 # comes from the correlation middleware, Date from uvicorn, CORS from the gateway's policy.
@@ -202,7 +204,9 @@ class Proxy:
             total=None, connect=settings.upstream_connect_timeout_seconds
         )
 
-    async def forward(self, request: Request, route: Route) -> Response:
+    async def forward(
+        self, request: Request, route: Route, extra_headers: Sequence[tuple[str, str]] = ()
+    ) -> Response:
         scope = request.scope
         session = self.stream_session if route.stream else self.session
         upstream = route.upstream
@@ -216,7 +220,7 @@ class Proxy:
                 resp = await session.request(
                     scope["method"],
                     URL(target, encoded=True),
-                    headers=request_headers(scope),
+                    headers=request_headers(scope) + list(extra_headers),
                     data=body or None,
                     allow_redirects=False,
                     timeout=self.timeout,

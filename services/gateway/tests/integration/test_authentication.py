@@ -190,3 +190,23 @@ async def test_auth_unreachable_on_a_cache_miss_is_503(
     assert response.json()["code"] == "service_unavailable"
     assert response.json()["message"] == "The auth service is unavailable. Try again shortly."
     assert not services["chat"].received
+
+
+async def test_a_checked_token_is_forwarded_with_the_gateways_signed_word(
+    gateway, services, new_user, jwt_secret
+) -> None:
+    """Chat and billing skip their own revocation look-up for it (shared.revocation)."""
+    from shared.revocation import checked_by_gateway
+
+    user = new_user()
+    assert (await gateway.get(PROTECTED, headers=user.headers)).status_code == 200
+    received = services["chat"].received[-1].headers
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    assert checked_by_gateway(jwt_secret, token, received["x-gateway-checked"])
+
+
+async def test_a_client_cannot_send_the_gateways_word(gateway, services) -> None:
+    await gateway.post(
+        "/api/v1/auth/signup", json={}, headers={"X-Gateway-Checked": "1700000000.forged"}
+    )
+    assert "x-gateway-checked" not in services["auth"].received[-1].headers

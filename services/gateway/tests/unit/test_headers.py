@@ -27,6 +27,7 @@ def test_request_headers_drop_hop_by_hop_and_spoofable_ones() -> None:
                     (b"x-forwarded-for", b"198.51.100.2, 198.51.100.3"),
                     (b"forwarded", b"for=198.51.100.4"),
                     (b"x-real-ip", b"198.51.100.5"),
+                    (b"x-gateway-checked", b"1700000000.forged"),
                     (b"x-forwarded-proto", b"gopher"),
                     (b"authorization", b"Bearer abc"),
                     (b"stripe-signature", b"t=1,v1=x"),
