@@ -9,6 +9,8 @@ from datetime import date, datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from shared.tiers import SubscriptionState
+
 PENDING = ("queued", "generating")
 
 
@@ -151,19 +153,21 @@ async def insert_message(
 ) -> Message:
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(
-            f"""
-            INSERT INTO messages
-                (id, chatroom_id, user_id, role, content, status, reply_to, quota_day,
-                 completed_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
-                    CASE WHEN %s = 'completed' THEN clock_timestamp() END)
-            RETURNING {_MSG}
-            """,
+            _INSERT_MESSAGE,
             (message_id, chatroom_id, user_id, role, content, status, reply_to, quota_day, status),
         )
         message = await cur.fetchone()
     assert message is not None
     return message
+
+
+_INSERT_MESSAGE = f"""
+    INSERT INTO messages
+        (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, completed_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
+            CASE WHEN %s = 'completed' THEN clock_timestamp() END)
+    RETURNING {_MSG}
+"""
 
 
 async def get_message(
@@ -345,6 +349,98 @@ async def mark_requeued(conn: AsyncConnection, reply_id: uuid.UUID) -> int:
 # -- quota -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PromptContext:
+    """What sending a prompt into a room needs to know first, read in one statement."""
+
+    room: Chatroom
+    prompts: int  # prompts already in the room
+    pending: bool  # a reply in the room is queued or being generated
+    used_today: int  # quota units the user took on the given day
+    # (role, content) of the latest completed messages, newest first.
+    history: list[tuple[str, str]]
+    subscription: SubscriptionState | None
+
+
+async def prompt_context(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, day: date, history_turns: int
+) -> PromptContext | None:
+    """None when the room does not exist or is not ``user_id``'s."""
+    cur = await conn.execute(
+        f"""
+        SELECT {", ".join("c." + c for c in _ROOM.split(", "))},
+               (SELECT count(*) FROM messages m
+                 WHERE m.chatroom_id = c.id AND m.role = 'USER') AS prompts,
+               EXISTS (SELECT 1 FROM messages m
+                        WHERE m.chatroom_id = c.id AND m.role = 'GEMINI'
+                          AND m.status IN ('queued', 'generating')) AS pending,
+               (SELECT u.used FROM daily_usage u
+                 WHERE u.user_id = c.user_id AND u.day = %(day)s) AS used_today,
+               (SELECT json_agg(json_build_array(h.role, h.content) ORDER BY h.seq DESC)
+                  FROM (SELECT role, content, seq FROM messages
+                         WHERE chatroom_id = c.id AND status = 'completed' AND content <> ''
+                           AND superseded_by IS NULL
+                         ORDER BY seq DESC LIMIT %(turns)s) h) AS history,
+               s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until, s.as_of
+          FROM chatrooms c LEFT JOIN subscriptions s ON s.user_id = c.user_id
+         WHERE c.id = %(room)s AND c.user_id = %(user)s
+        """,
+        {"room": room_id, "user": user_id, "day": day, "turns": history_turns},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    room = Chatroom(*row[:6])
+    prompts, pending, used_today, history = row[6:10]
+    subscription = SubscriptionState(*row[10:]) if row[10] is not None else None
+    return PromptContext(
+        room,
+        int(prompts),
+        bool(pending),
+        int(used_today or 0),
+        [(role, content) for role, content in history or []],
+        subscription,
+    )
+
+
+@dataclass(frozen=True)
+class StoredPrompt:
+    used: int | None  # today's quota units after this one; None: the limit was reached
+    prompt: Message | None
+    reply: Message | None
+
+
+async def store_prompt(
+    conn: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    day: date,
+    limit: int | None,
+    prompt_id: uuid.UUID,
+    reply_id: uuid.UUID,
+    content: str,
+) -> StoredPrompt:
+    """Take a quota unit and insert the prompt and its queued reply, sent together (one
+    round trip in pipeline mode). Raises UniqueViolation when a reply in the room is pending.
+    When the limit was reached the rows are inserted all the same: the caller rolls back."""
+    quota = await conn.execute(_TAKE_QUOTA_UNIT, {"user_id": user_id, "day": day, "limit": limit})
+    rows = []
+    for message_id, role, text, status, reply_to, quota_day in (
+        (prompt_id, "USER", content, "completed", None, None),
+        (reply_id, "GEMINI", "", "queued", prompt_id, day),
+    ):
+        cur = conn.cursor(row_factory=class_row(Message))
+        await cur.execute(
+            _INSERT_MESSAGE,
+            (message_id, room_id, user_id, role, text, status, reply_to, quota_day, status),
+        )
+        rows.append(cur)
+    used = await quota.fetchone()  # here the statements run: a conflict raises
+    prompt, reply = [await cur.fetchone() for cur in rows]
+    return StoredPrompt(int(used[0]) if used else None, prompt, reply)
+
+
 async def take_quota_unit(
     conn: AsyncConnection, user_id: uuid.UUID, day: date, limit: int | None
 ) -> int | None:
@@ -354,18 +450,18 @@ async def take_quota_unit(
     behind each other and no interleaving can go past the limit. A limit of 0 refuses the
     day's first prompt too (no row is inserted).
     """
-    cur = await conn.execute(
-        """
-        INSERT INTO daily_usage AS u (user_id, day, used)
-        SELECT %(user_id)s, %(day)s, 1 WHERE %(limit)s::integer IS NULL OR %(limit)s > 0
-        ON CONFLICT ON CONSTRAINT daily_usage_pkey
-        DO UPDATE SET used = u.used + 1 WHERE %(limit)s::integer IS NULL OR u.used < %(limit)s
-        RETURNING used
-        """,
-        {"user_id": user_id, "day": day, "limit": limit},
-    )
+    cur = await conn.execute(_TAKE_QUOTA_UNIT, {"user_id": user_id, "day": day, "limit": limit})
     row = await cur.fetchone()
     return int(row[0]) if row else None
+
+
+_TAKE_QUOTA_UNIT = """
+    INSERT INTO daily_usage AS u (user_id, day, used)
+    SELECT %(user_id)s, %(day)s, 1 WHERE %(limit)s::integer IS NULL OR %(limit)s > 0
+    ON CONFLICT ON CONSTRAINT daily_usage_pkey
+    DO UPDATE SET used = u.used + 1 WHERE %(limit)s::integer IS NULL OR u.used < %(limit)s
+    RETURNING used
+"""
 
 
 async def give_back_quota_unit(conn: AsyncConnection, user_id: uuid.UUID, day: date) -> None:

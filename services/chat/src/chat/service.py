@@ -321,11 +321,17 @@ def _prompt_text(raw: str, settings: Settings) -> str:
 
 
 async def _history(uow: UnitOfWork, settings: Settings, prompt: Message) -> list[HistoryTurn]:
-    """The conversation before ``prompt``, newest turns kept first, bounded by count and
-    characters, starting with a user turn (a model turn cannot open a conversation)."""
+    """The conversation before ``prompt``, bounded (see ``_bounded_history``)."""
     rows = await repository.conversation_before(
         uow.conn, prompt.chatroom_id, prompt.seq, settings.history_max_turns
     )
+    return _bounded_history(settings, rows)
+
+
+def _bounded_history(settings: Settings, rows: list[tuple[str, str]]) -> list[HistoryTurn]:
+    """(role, content) rows, newest first, as the history a prompt carries: newest turns
+    kept first, bounded by count and characters, starting with a user turn (a model turn
+    cannot open a conversation)."""
     kept: list[HistoryTurn] = []
     budget = settings.history_max_chars
     for role, content in rows:  # newest first
@@ -391,10 +397,14 @@ async def _new_reply(uow: UnitOfWork, prompt: Message, day: date) -> Message:
                 quota_day=day,
             )
     except psycopg.errors.UniqueViolation:
-        raise Conflict(
-            "A reply in this chatroom is still being generated. Wait for it, then send.",
-            code="reply_pending",
-        ) from None
+        raise _reply_pending() from None
+
+
+def _reply_pending() -> Conflict:
+    return Conflict(
+        "A reply in this chatroom is still being generated. Wait for it, then send.",
+        code="reply_pending",
+    )
 
 
 async def queue_message(
@@ -406,38 +416,59 @@ async def queue_message(
     correlation_id: str | None,
 ) -> QueuedPrompt:
     """Take a quota unit, store the prompt and a queued reply, and emit MessageQueued:
-    all in one transaction, so a refused or failed send never costs a prompt."""
+    all in one transaction, so a refused or failed send never costs a prompt.
+
+    Three round trips to Postgres, in pipeline mode: what the room and the user's day look
+    like (with BEGIN); the outbox row, the quota unit and both messages; COMMIT. The
+    checks of the first are repeated atomically by the second (the quota's conditional
+    upsert, the one-pending-reply index), so racing requests cannot pass them."""
     content = _prompt_text(raw_content, ctx.settings)
+    settings = ctx.settings
     now = datetime.now(UTC)
-    async with uow:
-        room = await repository.get_chatroom(uow.conn, room_id, user_id)
-        if room is None:
+    day, resets_at = utc_day(now), next_midnight(now)
+    async with uow.pipelined() as tx:
+        context = await repository.prompt_context(
+            tx.conn, room_id, user_id, day, settings.history_max_turns
+        )
+        if context is None:
             raise _room_not_found()
-        usage = await _take_quota(uow, ctx, user_id, now)
-        prompt = await repository.insert_message(
-            uow.conn,
-            message_id=uuid.uuid4(),
+        tier: Tier = context.subscription.tier(now) if context.subscription else "BASIC"
+        limit = settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+        if limit is not None and context.used_today >= limit:
+            raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
+        if context.pending:
+            raise _reply_pending()
+        prompt_id, reply_id = uuid.uuid4(), uuid.uuid4()
+        event = MessageQueued(
+            reply_id=reply_id,
+            message_id=prompt_id,
             chatroom_id=room_id,
             user_id=user_id,
-            role="USER",
-            content=content,
-            status="completed",
+            prompt=content,
+            history=_bounded_history(settings, context.history),
+            attempt=1,
+            want_title=context.room.auto_title and context.prompts == 0,
         )
-        reply = await _new_reply(uow, prompt, utc_day(now))
-        first_exchange = await repository.count_prompts(uow.conn, room_id) == 1
-        await _queue(
-            uow,
-            ctx.settings,
-            prompt,
-            reply,
-            1,
-            correlation_id,
-            want_title=room.auto_title and first_exchange,
-        )
-    log.info(
-        "chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply.id), tier=usage.tier
-    )
-    return QueuedPrompt(prompt, reply, usage)
+        await outbox.add(tx.conn, event, producer=PRODUCER, correlation_id=correlation_id)
+        try:
+            stored = await repository.store_prompt(
+                tx.conn,
+                user_id=user_id,
+                room_id=room_id,
+                day=day,
+                limit=limit,
+                prompt_id=prompt_id,
+                reply_id=reply_id,
+                content=content,
+            )
+        except psycopg.errors.UniqueViolation:
+            raise _reply_pending() from None
+        if stored.used is None:  # another request took the last unit meanwhile
+            assert limit is not None
+            raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
+    assert stored.prompt is not None and stored.reply is not None
+    log.info("chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply_id), tier=tier)
+    return QueuedPrompt(stored.prompt, stored.reply, Usage(tier, limit, stored.used, resets_at))
 
 
 async def regenerate_reply(
