@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_worker.generation import ReplyGenerator, create_client
+from ai_worker.generation import ReplyGenerator, create_client, http_session
 from ai_worker.service import WorkerContext
 from ai_worker.settings import Settings
 from dev.gemini_sim import SimConfig, create_app
@@ -137,10 +137,13 @@ def make_settings(redis_url: str, sim: Simulator) -> Callable[..., Settings]:
 async def make_ctx(redis, cleanup: list[str]) -> AsyncIterator[Callable[[Settings], WorkerContext]]:
     """A worker context on a result stream of its own."""
     clients = []
+    sessions = []
 
     def make(settings: Settings) -> WorkerContext:
-        client = create_client(settings)
+        session = http_session()
+        client = create_client(settings, session)
         clients.append(client)
+        sessions.append(session)
         result_stream = f"test-ai-{uuid.uuid4().hex[:12]}.events"
         cleanup.append(result_stream)
         return WorkerContext(
@@ -153,10 +156,12 @@ async def make_ctx(redis, cleanup: list[str]) -> AsyncIterator[Callable[[Setting
     yield make
     for client in clients:
         await client.aio.aclose()
+    for session in sessions:
+        await session.close()
 
 
 @pytest.fixture
-def ctx(make_ctx, make_settings) -> WorkerContext:
+async def ctx(make_ctx, make_settings) -> WorkerContext:
     return make_ctx(make_settings())
 
 

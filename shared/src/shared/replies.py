@@ -36,16 +36,24 @@ async def request_stop(redis: Redis, reply_id: str, *, ttl: int) -> None:
 
 
 async def append(redis: Redis, reply_id: str, fields: dict[str, str], *, ttl: int) -> str:
+    """Append an entry and restart the stream's time to live, in one round trip."""
     key = reply_stream(reply_id)
-    pipe = redis.pipeline(transaction=True)
+    pipe = redis.pipeline(transaction=False)
     pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True)
     pipe.expire(key, ttl)
     entry_id, _ = await pipe.execute()
     return str(entry_id)
 
 
-async def append_token(redis: Redis, reply_id: str, text: str, *, ttl: int) -> str:
-    return await append(redis, reply_id, {"type": "token", "text": text}, ttl=ttl)
+async def append_token(
+    redis: Redis, reply_id: str, text: str, *, ttl: int, refresh_ttl: bool = True
+) -> str:
+    """``refresh_ttl=False`` for the tokens between two refreshes: one command instead of
+    two (the writer refreshes often enough that the stream cannot expire meanwhile)."""
+    fields = {"type": "token", "text": text}
+    if refresh_ttl:
+        return await append(redis, reply_id, fields, ttl=ttl)
+    return str(await redis.xadd(reply_stream(reply_id), fields, maxlen=MAXLEN, approximate=True))
 
 
 async def append_reset(redis: Redis, reply_id: str, *, ttl: int) -> str:

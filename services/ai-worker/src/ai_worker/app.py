@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from ai_worker.generation import ReplyGenerator, create_client
+from ai_worker.generation import ReplyGenerator, create_client, http_session
 from ai_worker.handlers import CHAT_STREAM, build_consumer
 from ai_worker.service import RESULT_STREAM, WorkerContext
 from ai_worker.settings import Settings
@@ -31,7 +31,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = open_redis(settings.redis_url)
-        client = create_client(settings)
+        session = http_session()
+        client = create_client(settings, session)
         stops = StopWatcher(redis)
         ctx = WorkerContext(
             settings=settings,
@@ -60,6 +61,7 @@ def create_app(
             stop.set()
             await asyncio.gather(task, watcher, return_exceptions=True)
             await client.aio.aclose()
+            await session.close()
             await redis.aclose()
             log.info("worker.stopped")
 

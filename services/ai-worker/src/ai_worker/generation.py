@@ -118,14 +118,23 @@ class Outcome:
     error: str = ""  # for logs: the error that ended it, if one did
 
 
-def create_client(settings: Settings) -> genai.Client:
-    """The process's one Gemini client. Its own retries are off: :class:`ReplyGenerator`
-    retries (with ``attempts=1`` the SDK also skips its hidden retry of connection errors)."""
+def http_session() -> aiohttp.ClientSession:
+    """The HTTP session the Gemini client streams over. Ours rather than the SDK's: the SDK's
+    reads proxy settings and ~/.netrc from the environment on every request (in a worker
+    thread) and gives each response a 4 MiB read buffer; a reply needs neither."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
+
+
+def create_client(settings: Settings, session: aiohttp.ClientSession) -> genai.Client:
+    """The process's one Gemini client, on ``session`` (which the caller closes). Its own
+    retries are off: :class:`ReplyGenerator` retries (with ``attempts=1`` the SDK also
+    skips its hidden retry of connection errors)."""
     http_options = types.HttpOptions(
         base_url=settings.gemini_base_url,
         api_version=settings.gemini_api_version,
         timeout=int(settings.gemini_request_timeout_seconds * 1000),
         retry_options=types.HttpRetryOptions(attempts=1),
+        aiohttp_client=session,
     )
     return genai.Client(api_key=settings.google_gemini_api_key, http_options=http_options)
 
@@ -280,6 +289,8 @@ class Draft:
     prompt_block: str | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
     model: str = ""
+    # When the token stream's time to live was last restarted (the event loop's clock).
+    ttl_refreshed_at: float = 0.0
 
     @property
     def text(self) -> str:
@@ -483,10 +494,15 @@ class ReplyGenerator:
         candidate = chunk.candidates[0] if chunk.candidates else None
         text = _text_of(candidate)
         if text:
-            # Appended as it arrives: the first token reaches readers without waiting.
-            await replies.append_token(
-                self.redis, reply_id, text, ttl=self.settings.reply_stream_ttl_seconds
-            )
+            # Appended as it arrives: the first token reaches readers without waiting. The
+            # stream's time to live is restarted with the first token of an attempt and then
+            # every quarter of it, not with every token (the end entry restarts it too).
+            ttl = self.settings.reply_stream_ttl_seconds
+            now = asyncio.get_running_loop().time()
+            refresh = not draft.parts or now - draft.ttl_refreshed_at >= ttl / 4
+            await replies.append_token(self.redis, reply_id, text, ttl=ttl, refresh_ttl=refresh)
+            if refresh:
+                draft.ttl_refreshed_at = now
             draft.parts.append(text)
         if candidate is not None and candidate.finish_reason:
             draft.finish_reason = _name(candidate.finish_reason)
