@@ -170,7 +170,7 @@ def test_contents_are_the_history_then_the_prompt():
         "third?",
         [HistoryTurn(role="user", text="first?"), HistoryTurn(role="model", text="one")],
     )
-    assert [(c.role, c.parts[0].text) for c in contents] == [
+    assert [(c["role"], c["parts"][0]["text"]) for c in contents] == [
         ("user", "first?"),
         ("model", "one"),
         ("user", "third?"),
