@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium run test bench lint format clean
+.PHONY: install chromium wrk run test bench lint format clean
 
 install: $(STAMP)
 
@@ -41,10 +41,26 @@ chromium:
 		fi; \
 	fi
 
-# Every benchmark in one run (~3 minutes): starts its own stack, prints the tables and
+# Every benchmark in one run (~5 minutes): starts its own stack, prints the tables and
 # writes BENCHMARKS.md and docs/bench-latency.png. `$(PY) -m bench --quick` checks the harness.
-bench: install
+bench: install wrk
 	$(PY) -m bench
+
+# The HTTP rows are measured with Debian's wrk, as the reference service's were; installed
+# here when it is missing and we are root with apt-get.
+wrk:
+	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's wrk for the benchmarks (apt-get)..."; \
+		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+		if apt-get install -y -qq --no-install-recommends wrk >$$log 2>&1 \
+			|| { apt-get update -qq >>$$log 2>&1 \
+				&& apt-get install -y -qq --no-install-recommends wrk >>$$log 2>&1; }; then \
+			rm -f $$log; \
+		else \
+			cat $$log; rm -f $$log; \
+		fi; \
+	fi
+	@command -v wrk >/dev/null || { echo "error: wrk is required (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
 
 lint: install
 	$(PY) -m ruff check .

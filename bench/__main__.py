@@ -1,14 +1,15 @@
-"""`make bench`: every benchmark in one run, then BENCHMARKS.md and docs/bench-latency.png.
+"""`make bench`: every figure of BENCHMARKS.md in one run, then the file and the latency plot.
 
-    python -m bench            # ~4 minutes on 2 cores
-    python -m bench --quick    # shorter runs, to check the harness (figures not written)
+    python -m bench            # ~5 minutes on 2 cores
+    python -m bench --quick    # shorter runs, to check the harness (nothing written)
 
-1. the gateway's cost: GET /api/v1/chatroom (cached) through the gateway, straight to chat,
-   and a bare uvicorn hello-world, at a fixed concurrency
-2. sustained accepted prompts/s from many users, each with its own chatrooms
-3. POST → first SSE token → completed at 1, 4 and 10 concurrent users (the plot)
-4. replies/s from one ai-worker process at concurrency 1, 16, 64 and 256, ~1 s per reply
-5. RSS of every process at rest and under load (psutil)
+One stack (auth, chat, gateway, the ai-worker, the Gemini simulator at zero latency, access
+logs on) serves the HTTP rows, driven by wrk (bench/wrk.py, bench/lua/post.lua): /healthz,
+the cached chatroom list through the gateway and straight to chat, and accepted prompts
+with the ai-worker paused and working. The Python drivers measure POST → first SSE token
+(bench/pipeline.py) and the ai-worker's replies/s, one process and two (bench/worker.py).
+After each measurement the same load runs again under py-spy for the "where the time goes"
+section; psutil samples CPU and RSS throughout.
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ import argparse
 import asyncio
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import redis
 
-from bench import load, pipeline, report, worker
+from bench import load, pipeline, profile, report, worker, wrk
 from bench.procstats import Watch, rss_now, wait_for_quiet
-from bench.stackrun import bench_stack
+from bench.stackrun import bench_stack, wait_drained
 from dev.stack import REPO_ROOT
 
-# (concurrent users, prompts) for step 3; (concurrency, replies) for step 4: ~6–10 s each.
-PIPELINE_POINTS = [(1, 60), (4, 160), (10, 300)]
-WORKER_LEVELS = [(1, 8), (16, 120), (64, 400), (256, 1000)]
-STEP1 = {"concurrency": 16, "duration": 8.0, "warmup": 2.0}
-STEP2 = {"users": 50, "rooms": 20, "max_seconds": 20.0}
-# The ai-worker paused (SIGSTOP) for the second: the acceptance path alone, as with the
-# reference service, whose worker does one reply a second.
-STEP2_VARIANTS = [("pipeline working the backlog", False), ("ai-worker paused", True)]
+PIPELINE_POINTS = [(1, 60), (4, 160), (10, 300)]  # (concurrent users, prompts)
+PROFILE_SECONDS = 5.0
+ENV = {
+    **pipeline.ENV,
+    "LOG_LEVEL": "INFO",  # every request's access log line is written, as in production
+    "MAX_CHATROOMS_PER_USER": str(load.ROOMS_PER_USER + 10),
+}
 
 
 def versions(stack) -> tuple[str, str]:
@@ -49,91 +50,141 @@ def versions(stack) -> tuple[str, str]:
     )
 
 
-def run(quick: bool) -> dict:
-    scale = 0.25 if quick else 1.0
-    r: dict = {"machine": report.machine()}
-    r["busy_before"] = wait_for_quiet(0 if quick else 60)
-    started = time.perf_counter()
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.seconds = 2.0 if quick else float(wrk.SECONDS)
+        self.r: dict = {"machine": report.machine(), "http": [], "profiles": {}, "load": {}}
+        self.started = time.perf_counter()
 
-    def say(text: str) -> None:
-        print(f"[{time.perf_counter() - started:3.0f} s] {text}", flush=True)
+    def say(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.started:3.0f} s] {text}", flush=True)
 
-    print("starting the stack (auth, chat, gemini-sim at zero latency, ai-worker, gateway)...")
-    with bench_stack(pipeline.SERVICES, pipeline.ENV) as stack:
-        pids = {name: proc.pid for name, proc in stack.processes.items()}
-        r["postgres"], r["redis"] = versions(stack)
-        time.sleep(1.0)
-        r["rest"] = rss_now(pids)
-
-        say("step 1: GET /api/v1/chatroom through the gateway vs a bare uvicorn app...")
-        s1 = {**STEP1, "duration": STEP1["duration"] * scale, "warmup": STEP1["warmup"] * scale}
-        r["step1_cfg"] = s1
-        with load.hello_server() as (hello_url, _), Watch(pids) as w1:
-            r["step1"] = asyncio.run(load.gateway_cost(stack, hello_url, **s1))
-        for run_ in r["step1"]:
-            p = run_.pct()
-            print(
-                f"  {run_.label:<40}{run_.rate:8,.0f} req/s  p50 {p['p50']:.1f} ms  "
-                f"p99 {p['p99']:.1f} ms  errors {len(run_.errors)}"
+    def http(self, key: str, pids: dict[str, int], measure, profiled: list[str] | None = None):
+        """One wrk row: measured under psutil's watch; then, for ``profiled`` processes,
+        the same load again under py-spy."""
+        with Watch(pids) as watch:
+            run = measure(self.seconds)
+        self.r["http"].append({"key": key, "run": run, "watch": watch})
+        self.r["load"][run.label] = watch.groups
+        cpu = ", ".join(f"{n} {v:.0f}%" for n, v in watch.cpu_percent.items() if v >= 1)
+        self.say(
+            f"  {run.label}: {run.rate:,.0f} req/s, p50 {run.latency_ms.get('p50', 0):.1f} ms,"
+            f" p99 {run.latency_ms.get('p99', 0):.1f} ms, errors {run.errors}; CPU {cpu}"
+        )
+        if profiled and not self.quick:
+            self.r["profiles"][key] = profile.record(
+                {n: pids[n] for n in profiled}, PROFILE_SECONDS, lambda: measure(PROFILE_SECONDS)
             )
+        return run
 
-        say("step 3: POST → first SSE token → completed...")
-        r["step3"] = []
-        with Watch(pids) as w3:
-            for clients, messages in PIPELINE_POINTS:
-                messages = max(clients, int(messages * scale))
-                pt = asyncio.run(
-                    pipeline.measure(stack.url("gateway"), messages, clients, quiet=True)
-                )
-                r["step3"].append(pt)
-                print(
-                    f"  {clients:>2} users: {pt['rate']:.1f} prompts/s, first token p50 "
-                    f"{pt['first']['p50']:.1f} ms, completed p50 {pt['done']['p50']:.1f} ms"
-                )
-        r["load"] = {"step 1": w1.groups, "step 3": w3.groups}
-        r["peak13"] = {n: max(w1.peak_rss[n], w3.peak_rss[n]) for n in pids}
+    def stack_steps(self) -> None:
+        self.say("starting the stack (auth, chat, gemini-sim at zero latency, ai-worker, gateway)")
+        with bench_stack(pipeline.SERVICES, ENV) as stack, tempfile.TemporaryDirectory() as tmp:
+            pids = {name: proc.pid for name, proc in stack.processes.items()}
+            self.r["postgres"], self.r["redis"] = versions(stack)
+            time.sleep(1.0)
+            self.r["rest"] = rss_now(pids)
+            self.say("set-up: users, and chatrooms for the POST rows (wrk, bench/lua/rooms.lua)")
+            work = load.prepare(stack, Path(tmp))
+            rooms = load.Rooms(work)
+            self.say(f"  {work.rooms:,} chatrooms")
+            gateway, chat = stack.url("gateway"), stack.url("chat")
+            auth = work.reader
 
-        say("step 2: sustained POST /chatroom/{id}/message from many users...")
-        users, rooms = STEP2["users"], max(4, int(STEP2["rooms"] * scale))
-        r["step2_users"], r["step2"], r["peak2"] = users, [], dict.fromkeys(pids, 0)
-        for label, pause in STEP2_VARIANTS:
-            senders = asyncio.run(load.prepare_senders(stack, users, rooms))
-            say(f"  {users} users, {rooms} rooms each; {label}")
-            worker_pid = stack.processes["ai-worker"].pid
-            try:
-                if pause:
-                    os.kill(worker_pid, signal.SIGSTOP)
-                with Watch(pids) as w2:
-                    post = asyncio.run(load.post_acceptance(stack, senders, STEP2["max_seconds"]))
-            finally:
-                if pause:
+            self.say("HTTP rows (wrk -t1 -c16, access logs on)")
+            with Watch(pids) as peak_http:
+                for key, label, url in (
+                    ("healthz_gateway", "GET /healthz, gateway", gateway + "/healthz"),
+                    ("healthz_chat", "GET /healthz, chat", chat + "/healthz"),
+                ):
+                    self.http(
+                        key, pids, lambda s, label=label, url=url: wrk.run(label, url, seconds=s)
+                    )
+                list_url = "/api/v1/chatroom"
+                self.http(
+                    "list_gateway",
+                    pids,
+                    lambda s: wrk.run(
+                        "GET /api/v1/chatroom through the gateway",
+                        gateway + list_url,
+                        headers=auth,
+                        seconds=s,
+                    ),
+                    ["gateway", "chat"],
+                )
+                self.http(
+                    "list_chat",
+                    pids,
+                    lambda s: wrk.run(
+                        "GET /api/v1/chatroom straight to chat",
+                        chat + list_url,
+                        headers=auth,
+                        seconds=s,
+                    ),
+                    ["chat"],
+                )
+                worker_pid = stack.processes["ai-worker"].pid
+                os.kill(worker_pid, signal.SIGSTOP)
+                try:
+                    self.http(
+                        "post_paused",
+                        pids,
+                        lambda s: load.post("POST a prompt, ai-worker paused", stack, rooms, s),
+                        ["gateway", "chat"],
+                    )
+                finally:
                     os.kill(worker_pid, signal.SIGCONT)
-            r["step2"].append(
-                {
-                    "label": label,
-                    "run": post,
-                    "cpu": w2.cpu_percent,
-                    "machine": w2.machine_cpu_percent,
-                }
-            )
-            r["peak2"] = {n: max(r["peak2"][n], w2.peak_rss[n]) for n in pids}
-            r["load"][f"step 2, {label}"] = w2.groups
-            say(
-                f"  {post.requests - len(post.errors)} accepted in {post.elapsed:.1f} s, "
-                f"errors {len(post.errors)}"
-            )
-            for error in post.errors[:20]:
-                print(f"    error: {error}")
+                self.say("  the paused prompts' replies drain...")
+                wait_drained(stack)
+                self.http(
+                    "post_working",
+                    pids,
+                    lambda s: load.post("POST a prompt, pipeline working", stack, rooms, s),
+                    ["gateway", "chat", "ai-worker"],
+                )
+                self.say("  the backlog drains...")
+                wait_drained(stack)
+            self.r["peak_http"] = peak_http.peak_rss
 
-    say("step 4: replies/s from one ai-worker process, ~1 s per reply...")
-    levels = [(c, max(c, int(n * scale))) for c, n in WORKER_LEVELS]
-    r["rest4"], r["step4"] = worker.scaling(levels)
-    for level in r["step4"]:
-        r["load"][f"step 4, concurrency {level['concurrency']}"] = level["groups"]
-    for step, groups in r["load"].items():
-        say(f"CPU in {step}: " + ", ".join(f"{k} {v:.0f}%" for k, v in groups.items()))
-    r["elapsed"] = time.perf_counter() - started
-    return r
+            self.say("POST → first SSE token → completed (Python driver, bench/pipeline.py)")
+            self.r["sse"] = []
+            with Watch(pids) as peak_sse:
+                for clients, messages in PIPELINE_POINTS:
+                    messages = max(clients, messages // (4 if self.quick else 1))
+                    pt = asyncio.run(pipeline.measure(gateway, messages, clients, quiet=True))
+                    self.r["sse"].append(pt)
+                    self.say(
+                        f"  {clients:>2} users: first token p50 {pt['first']['p50']:.1f} ms,"
+                        f" p99 {pt['first']['p99']:.1f} ms; completed p50"
+                        f" {pt['done']['p50']:.1f} ms ({pt['rate']:.0f} prompts/s)"
+                    )
+            self.r["peak_sse"] = peak_sse.peak_rss
+            if not self.quick:
+                self.r["profiles"]["first_token"] = profile.record(
+                    {n: pids[n] for n in ("gateway", "chat", "ai-worker")},
+                    PROFILE_SECONDS,
+                    lambda: asyncio.run(
+                        pipeline.measure(gateway, 10_000, 1, seconds=PROFILE_SECONDS, quiet=True)
+                    ),
+                )
+
+    def worker_steps(self) -> None:
+        self.say("the ai-worker: replies/s at ~1 s per reply (bench/worker.py)")
+        self.r["worker"] = worker.scaling(
+            quick=self.quick, profile_seconds=0 if self.quick else PROFILE_SECONDS
+        )
+        for lv in self.r["worker"]["levels"]:
+            self.r["load"][lv["label"]] = lv["groups"]
+
+    def run(self) -> dict:
+        self.r["busy_before"] = wait_for_quiet(0 if self.quick else 60)
+        self.stack_steps()
+        self.worker_steps()
+        for step, groups in self.r["load"].items():
+            self.say(f"CPU in {step}: " + ", ".join(f"{k} {v:.0f}%" for k, v in groups.items()))
+        self.r["elapsed"] = time.perf_counter() - self.started
+        return self.r
 
 
 def main() -> None:
@@ -142,11 +193,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     parser.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "bench-latency.png")
     args = parser.parse_args()
-    r = run(args.quick)
+    wrk.require()
+    r = Bench(args.quick).run()
     text = report.document(r, args.plot.relative_to(args.out.parent))
     print("\n" + text)
     if not args.quick:
-        report.plot(r["step3"], args.plot)
+        report.plot(r["sse"], args.plot)
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out} and {args.plot} ({r['elapsed']:.0f} s)")
 

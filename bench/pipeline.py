@@ -62,23 +62,36 @@ async def one_prompt(
     return first_token if first_token is not None else done, done
 
 
-async def client_loop(api, count: int, results: list) -> None:
+async def client_loop(api, count: int, results: list, until: float) -> None:
     headers = await login(api)
     room = (await api.post("/api/v1/chatroom", json={"name": "bench"}, headers=headers)).json()[
         "data"
     ]["chatroom"]["id"]
     for i in range(count):
+        if time.perf_counter() > until:
+            return
         results.append(await one_prompt(api, headers, room, i))
 
 
-async def measure(base_url: str, messages: int, clients: int, *, quiet: bool = False) -> dict:
-    """Run the prompts; returns the first-token and completed percentiles (ms) and the rate."""
+async def measure(
+    base_url: str,
+    messages: int,
+    clients: int,
+    *,
+    seconds: float = float("inf"),
+    quiet: bool = False,
+) -> dict:
+    """Run the prompts (at most ``seconds``); returns the first-token and completed
+    percentiles (ms) and the rate."""
     results: list[tuple[float, float]] = []
     limits = httpx.Limits(max_connections=clients * 2)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
         started = time.perf_counter()
         per_client = max(1, messages // clients)
-        await asyncio.gather(*(client_loop(api, per_client, results) for _ in range(clients)))
+        until = started + seconds
+        await asyncio.gather(
+            *(client_loop(api, per_client, results, until) for _ in range(clients))
+        )
         elapsed = time.perf_counter() - started
     first = percentiles([r[0] * 1000 for r in results])
     done = percentiles([r[1] * 1000 for r in results])

@@ -10,15 +10,33 @@ from pathlib import Path
 
 import psutil
 
+from bench import wrk
 from bench.procstats import MB
 
-# The reference (Node) service on the same kind of 2-core machine, wrk -t1 -c16 -d10s.
+# The reference (Node) service, and this service when issue 11 was filed (2026-11-28), on a
+# 2-core AMD EPYC machine with wrk -t1 -c16 -d8s/-d10s. Compare them with this run's
+# /healthz row: it shows how fast the machine of this run is.
 REFERENCE = {
-    "get": "627–678 req/s, p50 23–25 ms, p99 32–57 ms",
-    "post": "330–344 req/s, p50 46 ms",
+    "list_gateway": "627–678 req/s, p99 32–57 ms",
+    "list_chat": "–",
+    "healthz": "~15,000 req/s (Express)",
+    "post_paused": "330–344 req/s, p50 46 ms",
+    "post_working": "–",
+    "first_token": "polling (no stream)",
     "worker": "0.97 replies/s (one job at a time)",
-    "memory": "server 99 MB at rest, 170 MB after load; worker 61 → 108 MB",
+    "memory": "99 MB at rest, 170 MB under load",
 }
+WHEN_FILED = {
+    "list_gateway": "1,135 req/s, p99 64 ms",
+    "list_chat": "1,186 req/s",
+    "healthz": "11,950 / 12,670 req/s",
+    "post_paused": "374 req/s, p50 42 ms, p99 90 ms",
+    "post_working": "~112/s (Python driver)",
+    "first_token": "~18 ms p50",
+    "worker": "129 replies/s",
+    "memory": "83–104 MB at rest, up to 126 MB under load",
+}
+ISSUE_HEALTHZ_GATEWAY = 11_950
 
 
 def machine() -> dict[str, str]:
@@ -83,54 +101,195 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def tables(r: dict) -> dict[str, str]:
-    """The Markdown tables, by step."""
-    out = {}
-    step1 = r["step1"]
-    hello = step1[0]
+def _yes(ok: bool) -> str:
+    return "**yes**" if ok else "no"
+
+
+def _http(r: dict) -> dict[str, dict]:
+    return {h["key"]: h for h in r["http"]}
+
+
+def _per_request_ms(h: dict) -> dict[str, float]:
+    """CPU milliseconds per request, by process, during a wrk row (100% CPU = 1 core)."""
+    rate = h["run"].rate or 1.0
+    watch = h["watch"]
+    out = {n: 10 * v / rate for n, v in watch.cpu_percent.items() if v >= 1}
+    services = sum(watch.cpu_percent.values())
+    out["Postgres + Redis"] = 10 * watch.groups.get("Postgres + Redis", 0.0) / rate
+    out["wrk"] = 10 * max(0.0, watch.groups.get("this run", 0.0) - services) / rate
+    return out
+
+
+def _ceiling(per_request: dict[str, float]) -> float:
+    """The rate at which the CPU per request would fill every core of the machine."""
+    total = sum(per_request.values())
+    return 1000 * (os.cpu_count() or 1) / total if total else 0.0
+
+
+def _rss_peak(*peaks: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for peak in peaks:
+        for name, value in peak.items():
+            out[name] = max(out.get(name, 0), value)
+    return out
+
+
+def summary(r: dict) -> str:
+    """The issue's table: every path, the reference, this run, the target, whether it is met
+    and the command that measures it."""
+    http = _http(r)
     lines = [
-        _row("target", "req/s", "p50 ms", "p99 ms", "vs bare app", "errors"),
-        "|---|---:|---:|---:|---:|---:|",
+        _row(
+            "path",
+            "reference service",
+            "when the issue was filed",
+            "this run",
+            "target",
+            "met",
+            "command",
+        ),
+        "|---|---|---|---|---|---|---|",
     ]
-    for run in step1:
-        p = run.pct()
-        ratio = f"{run.rate / hello.rate:.2f}×" if hello.rate else "–"
+
+    def wrk_row(key: str, label: str, target: str, ok: bool, show_p50: bool = False) -> None:
+        run = http[key]["run"]
+        p = run.latency_ms
+        figure = f"**{run.rate:,.0f} req/s**, " + (
+            f"p50 {p.get('p50', 0):.1f} ms, " if show_p50 else ""
+        )
+        figure += f"p99 {p.get('p99', 0):.1f} ms" + (
+            f", **{run.errors} errors**" if run.errors else ""
+        )
+        lines.append(
+            _row(
+                label, REFERENCE[key], WHEN_FILED[key], figure, target, _yes(ok), f"`{run.command}`"
+            )
+        )
+
+    g, c = http["list_gateway"]["run"], http["list_chat"]["run"]
+    wrk_row(
+        "list_gateway",
+        "`GET /api/v1/chatroom` (cached list of 3) through the gateway",
+        "≥ 2,500 req/s, p99 ≤ 20 ms",
+        g.rate >= 2500 and g.latency_ms.get("p99", 1e9) <= 20 and not g.errors,
+    )
+    wrk_row(
+        "list_chat",
+        "the same request straight to chat",
+        "≥ 3,500 req/s",
+        c.rate >= 3500 and not c.errors,
+    )
+    hg, hc = http["healthz_gateway"]["run"], http["healthz_chat"]["run"]
+    lines.append(
+        _row(
+            "`GET /healthz` (gateway / chat)",
+            REFERENCE["healthz"],
+            WHEN_FILED["healthz"],
+            f"**{hg.rate:,.0f} / {hc.rate:,.0f} req/s**",
+            "— (the ceiling a request path can approach)",
+            "–",
+            f"`{hg.command}`",
+        )
+    )
+    pp, pw = http["post_paused"]["run"], http["post_working"]["run"]
+    wrk_row(
+        "post_paused",
+        "`POST /chatroom/{id}/message` accepted, ai-worker paused, one prompt per room",
+        "≥ 1,000 req/s, p99 ≤ 50 ms",
+        pp.rate >= 1000 and pp.latency_ms.get("p99", 1e9) <= 50 and not pp.errors,
+        show_p50=True,
+    )
+    wrk_row(
+        "post_working",
+        "the same with the pipeline working the backlog (worker at zero model latency)",
+        "≥ 500/s",
+        pw.rate >= 500 and not pw.errors,
+        show_p50=True,
+    )
+    one = next(p for p in r["sse"] if p["clients"] == 1)
+    ten = max(r["sse"], key=lambda p: p["clients"])
+    lines.append(
+        _row(
+            "POST sent → first SSE token, zero-latency model",
+            REFERENCE["first_token"],
+            WHEN_FILED["first_token"],
+            f"**p50 {one['first']['p50']:.1f} ms** (1 user), **p99 {ten['first']['p99']:.1f} ms**"
+            f" ({ten['clients']} users)",
+            "≤ 10 ms p50, ≤ 30 ms p99 at 10 users",
+            _yes(one["first"]["p50"] <= 10 and ten["first"]["p99"] <= 30),
+            f"`python -m bench.pipeline --clients 1 --messages {one['prompts']}` (and"
+            f" `--clients {ten['clients']}`)",
+        )
+    )
+    levels = [lv for lv in r["worker"]["levels"] if "error" not in lv]
+    single = [lv for lv in levels if lv["label"].startswith("one")]
+    best = max((lv["steady_rate"] for lv in single), default=0.0)
+    two = next((lv for lv in levels if lv["label"].startswith("two")), None)
+    two_text = f", two processes **{two['steady_rate']:.0f}**" if two else ", two processes failed"
+    lines.append(
+        _row(
+            "replies/s from one ai-worker process, model latency 1 s, concurrency 256",
+            REFERENCE["worker"],
+            WHEN_FILED["worker"],
+            f"**{best:.0f}**{two_text}",
+            "≥ 250 per process; 2 processes on 2 cores shown scaling",
+            _yes(best >= 250 and two is not None and two["steady_rate"] > best),
+            "`python -m bench.worker --concurrency 256 --messages 1500`",
+        )
+    )
+    rest = {**r["rest"], **{f"{k} (worker step)": v for k, v in r["worker"]["rest"].items()}}
+    peak = _rss_peak(
+        r["peak_http"], r["peak_sse"], *(lv["peak_rss"] for lv in r["worker"]["levels"])
+    )
+    services = {n: v for n, v in peak.items() if n != "gemini-sim"}
+    lines.append(
+        _row(
+            "RSS per service process at rest / under load",
+            REFERENCE["memory"],
+            WHEN_FILED["memory"],
+            f"**{_mb(min(v for n, v in rest.items() if 'gemini' not in n))}–"
+            f"{_mb(max(v for n, v in rest.items() if 'gemini' not in n))} / up to"
+            f" {_mb(max(services.values()))} MB** ({max(services, key=services.get)})",
+            "≤ 100 MB under load",
+            _yes(max(services.values()) <= 100 * MB),
+            "`make bench` (psutil, every 0.2 s)",
+        )
+    )
+    return "\n".join(lines)
+
+
+def http_table(r: dict) -> str:
+    lines = [
+        _row(
+            "row",
+            "req/s",
+            "p50 ms",
+            "p75 ms",
+            "p90 ms",
+            "p99 ms",
+            "errors",
+            "CPU per request (ms)",
+            "CPU ceiling req/s",
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for h in r["http"]:
+        run, p = h["run"], h["run"].latency_ms
+        per = _per_request_ms(h)
         lines.append(
             _row(
                 run.label,
                 f"{run.rate:,.0f}",
-                f"{p['p50']:.1f}",
-                f"{p['p99']:.1f}",
-                ratio,
-                len(run.errors),
+                *(f"{p.get(k, 0):.1f}" for k in ("p50", "p75", "p90", "p99")),
+                run.errors,
+                ", ".join(f"{n} {v:.2f}" for n, v in per.items() if v >= 0.01),
+                f"{_ceiling(per):,.0f}",
             )
         )
-    lines.append(
-        _row("reference service, GET /api/v1/chatroom (wrk)", REFERENCE["get"], "", "", "", "")
-    )
-    out["step1"] = "\n".join(lines)
+    return "\n".join(lines)
 
-    lines = [
-        _row("50 users", "accepted/s", "p50 ms", "p99 ms", "prompts", "errors"),
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for variant in r["step2"]:
-        post = variant["run"]
-        p = post.pct()
-        accepted = post.requests - len(post.errors)
-        lines.append(
-            _row(
-                variant["label"],
-                f"**{accepted / post.elapsed:,.0f}**",
-                f"{p['p50']:.1f}",
-                f"{p['p99']:.1f}",
-                post.requests,
-                len(post.errors),
-            )
-        )
-    lines.append(_row("reference service (wrk, 16 connections)", REFERENCE["post"], "", "", "", ""))
-    out["step2"] = "\n".join(lines)
 
+def sse_table(r: dict) -> str:
     lines = [
         _row(
             "users",
@@ -141,7 +300,7 @@ def tables(r: dict) -> dict[str, str]:
         ),
         "|---:|---:|---:|---:|---:|",
     ]
-    for pt in r["step3"]:
+    for pt in r["sse"]:
         f, d = pt["first"], pt["done"]
         lines.append(
             _row(
@@ -152,253 +311,215 @@ def tables(r: dict) -> dict[str, str]:
                 f"{d['p50']:.1f} / {d['p95']:.1f} / {d['p99']:.1f}",
             )
         )
-    out["step3"] = "\n".join(lines)
+    return "\n".join(lines)
 
+
+def worker_table(r: dict) -> str:
     lines = [
         _row(
-            "AI_WORKER_CONCURRENCY",
+            "processes and concurrency",
             "replies",
             "replies/s",
             "steady replies/s",
             "ceiling",
             "worker CPU",
             "simulator CPU",
-            "machine CPU (all cores)",
             "worker peak RSS MB",
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for lv in r["step4"]:
-        rate = f"{lv['rate']:.1f}" if "error" not in lv else f"failed: {lv['error']}"
-        steady = f"**{lv['steady_rate']:.1f}**" if "error" not in lv else ""
+    for lv in r["worker"]["levels"]:
+        workers = {n: v for n, v in lv["cpu"].items() if n.startswith("ai-worker")}
+        rss = [lv["peak_rss"][n] for n in workers]
         lines.append(
             _row(
-                lv["concurrency"],
+                lv["label"],
                 lv["replies"],
-                rate,
-                steady,
-                f"{lv['concurrency'] / 1.0:.0f}",
-                f"{lv['cpu']['ai-worker']:.0f}%",
+                f"{lv['rate']:.1f}" if "error" not in lv else f"failed: {lv['error']}",
+                f"**{lv['steady_rate']:.1f}**" if "error" not in lv else "",
+                f"{lv['concurrency']}",
+                " + ".join(f"{v:.0f}%" for v in workers.values()),
                 f"{lv['cpu']['gemini-sim']:.0f}%",
-                f"{(os.cpu_count() or 1) * lv['machine_cpu']:.0f}%",
-                _mb(lv["peak_rss"]["ai-worker"]),
+                " / ".join(_mb(v) for v in rss),
             )
         )
-    lines.append(_row("reference service", "", "0.97", "", "1", "", "", "", ""))
-    out["step4"] = "\n".join(lines)
+    return "\n".join(lines)
 
-    rest, p13, p2 = r["rest"], r["peak13"], r["peak2"]
-    rest4 = r["rest4"]
-    peak4 = {}
-    for lv in r["step4"]:
-        for name, value in lv["peak_rss"].items():
-            peak4[name] = max(peak4.get(name, 0), value)
+
+def memory_table(r: dict) -> str:
+    worker_peak = _rss_peak(*(lv["peak_rss"] for lv in r["worker"]["levels"]))
     lines = [
         _row(
             "process (RSS MB)",
             "at rest",
-            "peak, steps 1 + 3",
-            "peak, step 2 (POSTs)",
-            "at rest, worker stack",
-            "peak, step 4 (worker levels)",
+            "peak, HTTP rows",
+            "peak, SSE rows",
+            "at rest, worker step",
+            "peak, worker step",
         ),
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name in rest:
+    names = list(dict.fromkeys([*r["rest"], *worker_peak]))
+    for name in names:
         lines.append(
             _row(
                 name,
-                _mb(rest[name]),
-                _mb(p13.get(name)),
-                _mb(p2.get(name)),
-                _mb(rest4.get(name)),
-                _mb(peak4.get(name)),
+                _mb(r["rest"].get(name)),
+                _mb(r["peak_http"].get(name)),
+                _mb(r["peak_sse"].get(name)),
+                _mb(r["worker"]["rest"].get(name)),
+                _mb(worker_peak.get(name)),
             )
         )
-    total = sum(rest.values())
-    lines.append(
-        _row(
-            "**all of the stack**",
-            _mb(total),
-            _mb(sum(p13.values())),
-            _mb(sum(p2.values())),
-            "",
-            "",
-        )
-    )
-    out["memory"] = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def load_table(r: dict) -> str:
     lines = [_row("step", "this run", "Postgres + Redis", "other"), "|---|---:|---:|---:|"]
     for step, g in r["load"].items():
         lines.append(
             _row(step, *(f"{g[k]:.0f}%" for k in ("this run", "Postgres + Redis", "other")))
         )
-    out["load"] = "\n".join(lines)
-    return out
+    return "\n".join(lines)
 
 
-def _scaling_sentence(levels: list[dict]) -> str:
-    """Where one worker stops scaling, from the measured rates and CPU."""
-    levels = [lv for lv in levels if "error" not in lv]
-    if not levels:
-        return "No level completed."
-    eff = ", ".join(
-        f"{100 * lv['steady_rate'] / lv['concurrency']:.0f}% at {lv['concurrency']}"
-        for lv in levels
-    )
-    text = f"Steady rate ÷ ceiling: {eff}. "
-    bound = next((lv for lv in levels if lv["cpu"]["ai-worker"] >= 80), None)
-    if bound is None:
-        top = levels[-1]
-        return text + (
-            f"The worker process never reached 80% of a core (at most "
-            f"{top['cpu']['ai-worker']:.0f}% at {top['concurrency']}): it did not run out "
-            f"of CPU in this run."
+PROFILED = {
+    "list_gateway": "`GET /api/v1/chatroom` through the gateway",
+    "list_chat": "`GET /api/v1/chatroom` straight to chat",
+    "post_paused": "`POST /chatroom/{id}/message`, ai-worker paused",
+    "post_working": "`POST /chatroom/{id}/message`, pipeline working",
+    "first_token": "POST → first SSE token, 1 user",
+}
+
+
+def profiles(r: dict) -> str:
+    from bench.profile import markdown
+
+    http = _http(r)
+    parts = []
+    for key, title in PROFILED.items():
+        if key not in r["profiles"]:
+            continue
+        text = f"### {title}\n\n"
+        if key in http:
+            per = _per_request_ms(http[key])
+            text += (
+                "CPU per request: "
+                + ", ".join(f"{n} {v:.2f} ms" for n, v in per.items() if v >= 0.01)
+                + f"; {sum(per.values()):.2f} ms in all, so {os.cpu_count()} cores fill at about"
+                f" **{_ceiling(per):,.0f} req/s**.\n\n"
+            )
+        parts.append(text + markdown(r["profiles"][key]))
+    if r["worker"].get("profile"):
+        lv = (
+            next(
+                lv
+                for lv in r["worker"]["levels"]
+                if lv["label"].startswith("one") and lv["concurrency"] == 256
+            )
+            if any(lv["concurrency"] == 256 for lv in r["worker"]["levels"])
+            else r["worker"]["levels"][-1]
         )
-    machine = (os.cpu_count() or 1) * bound["machine_cpu"]
-    return text + (
-        f"It stops scaling at {bound['concurrency']}: {bound['steady_rate']:.0f} replies/s, "
-        f"{100 * bound['steady_rate'] / bound['concurrency']:.0f}% of the ceiling, with the "
-        f"worker process at {bound['cpu']['ai-worker']:.0f}% CPU — all of the one core a "
-        f"single asyncio process can use — while the simulator used "
-        f"{bound['cpu']['gemini-sim']:.0f}% and the machine {machine:.0f}% of "
-        f"{100 * (os.cpu_count() or 1)}% (other processes "
-        f"{bound['groups']['other']:.0f}%). So the limit is the worker's own CPU per reply "
-        f"(google-genai's stream parsing, a Redis append per chunk, the completion event "
-        f"and the ack), not the model and not the simulator; below that level the rate "
-        f"tracks the ceiling, a little under it as each reply takes a little over 1 s. "
-        f"More replies/s need more worker processes (replicas), on more cores."
-    )
+        cpu = lv["cpu"]["ai-worker"]
+        rate = lv.get("steady_rate") or lv["rate"] or 1.0
+        parts.append(
+            f"### The ai-worker at concurrency {lv['concurrency']}\n\n"
+            f"{10 * cpu / rate:.2f} ms of the worker's CPU per reply (10 chunks), so one process"
+            f" (one core) tops out near **{100 * rate / max(cpu, 1):,.0f} replies/s**.\n\n"
+            + markdown(r["worker"]["profile"])
+        )
+    return "\n\n".join(parts)
 
 
 def document(r: dict, plot_path: Path) -> str:
-    t = tables(r)
     m = r["machine"]
-    s1 = r["step1"]
-    gw, hello = s1[-1], s1[0]
+    http = _http(r)
+    hz = http["healthz_gateway"]["run"].rate
+    speed = hz / ISSUE_HEALTHZ_GATEWAY
     return f"""# Benchmarks
 
 Written by `make bench` (`python -m bench`, {r["elapsed"]:.0f} s): do not edit by hand, run
-it again. Each run starts its own stack — the services as processes, the Gemini simulator,
-a fresh database and Redis db 13 — and measures through the public API. They are
-measurements, not tests: nothing asserts on them.
+it again. One run starts its own stack — the services as processes with their access logs
+on, the Gemini simulator at zero latency, a fresh database and Redis db 13 — and measures
+through the public API. These are measurements, not tests: nothing asserts on them.
 
 **Machine:** {m["cpu"]}, {m["memory"]}, {m["os"]}, Python {m["python"]}, {r["postgres"]}
 and {r["redis"]} on the same host. **Date:** {m["date"]}.
 
-Every process of the stack *and the load driver* (an asyncio client in the `python -m bench`
-process: aiohttp for steps 1–2, httpx for step 3) share the same 2 cores, so every figure
-below is a lower bound for the services: the driver takes CPU they would otherwise have.
-Other work on the machine competes too (see "Machine load" at the end).
-The reference figures are the reference (Node) service measured on the same kind of
-machine with `wrk -t1 -c16 -d10s`, whose C driver costs far less CPU than ours.
+The HTTP rows are taken as the reference service's were: Debian's `wrk -t1 -c16 -d8s
+--latency` (a C driver, one thread, 16 keep-alive connections, closed loop; `HOST` is the
+gateway's or chat's address, `$TOKEN` a user's access token, `FILE` "token chatroom-id"
+lines). The SSE and worker rows use the Python drivers in `bench/`. Everything — driver,
+services, Postgres, Redis — shares the same {os.cpu_count()} cores.
 
-## 1. Gateway cost on a cached read
+**How fast this machine is:** the gateway's bare `GET /healthz` did {hz:,.0f} req/s here
+against 11,950 on the machine where the issue's reference figures were taken: this machine
+does about **{speed:.2f}×** the work per second, and every figure below should be read
+against that. The reference service was not measured here (it is not part of this
+repository).
 
-{STEP1_TEXT.format(**r["step1_cfg"])}
+## Every path against its target
 
-{t["step1"]}
+{summary(r)}
 
-The gateway adds JWT verification, a token-state check and an aiohttp forward to chat,
-which verifies the JWT again and answers from Redis. Through the gateway it serves
-{gw.rate / hello.rate:.2f}× the requests/s of a hello-world app on the same server, and
-{gw.rate / s1[1].rate:.2f}× what chat serves when called directly: most of the gap to the
-bare app is chat's own work per request (a FastAPI app with its middleware, JWT check and
-Redis round trips), and the hop through the gateway costs the rest.
+## Where the time goes
 
-## 2. Sustained prompt acceptance
+For each path: the CPU each process spent per request during the measured run (psutil CPU
+time over the requests served; "wrk" is the driver), the rate at which that CPU would fill
+the machine, and the top of a py-spy profile of the same load run again for
+{r.get("profile_seconds", 5):.0f} s ("own time": the Python function on top of each sampled
+stack, which includes the C code it called; samples of a busy process only).
 
-`POST /api/v1/chatroom/{{id}}/message` through the gateway from {r["step2_users"]} users at
-once, each with its own chatrooms (one prompt per room: a room refuses a second prompt while
-its reply is pending), each user sending its next prompt as soon as the last was accepted
-(closed loop, so p50 ≈ users ÷ rate); the Basic daily limit raised to 1,000,000. Each
-accepted prompt is a chat transaction (quota unit, prompt, queued reply, outbox row) and a
-MessageQueued event. Twice: first with the pipeline working the backlog meanwhile (the
-relay publishes, the ai-worker generates the replies at zero model latency, chat stores
-them, all on the same 2 cores); then with the ai-worker paused (SIGSTOP), the acceptance
-path alone, as with the reference service, whose worker does one reply a second.
+{profiles(r)}
 
-{t["step2"]}
+## HTTP rows (wrk)
 
-CPU during each (CPU time over wall time, 100% = one core):
+Each row is a separate {wrk.SECONDS} s run. For the POST rows every request is a new prompt
+in a chatroom with no pending reply (a room refuses a second prompt while its reply is
+pending), so the rooms are made first (`bench/lua/rooms.lua`); each accepted prompt is one
+chat transaction (quota unit, prompt, queued reply, outbox row) and a MessageQueued event.
+"Paused" stops the ai-worker (SIGSTOP) for the run, the acceptance path alone, as the
+reference service's figure was; "working" lets the relay, the worker and chat's reply
+handling run at the same time, on the same cores.
 
-{_step2_cpu(r["step2"])}
+{http_table(r)}
 
-{_errors(r["step2"])}
-## 3. Pipeline latency: POST a prompt → first SSE token → completed
+## POST a prompt → first SSE token → completed
 
-`bench.pipeline.measure`: each user sends prompts one after another into its own chatroom
-and follows each reply's SSE stream through the gateway until `done`; simulator at zero
-latency (30 chunks a reply, no delay), so the figures are the pipeline's own cost: gateway,
-auth, chat's transaction and outbox, relay, Redis Streams, the worker and google-genai, the
-token stream, SSE. The offered load is closed-loop: more users, more prompts in flight.
+`bench/pipeline.py`: each user sends prompts one after another into its own chatroom and
+follows each reply's SSE stream through the gateway until `done`; the simulator at zero
+latency, so the figures are the pipeline's own cost: gateway, chat's transaction and
+outbox, the relay, Redis Streams, the worker and google-genai, the token stream, SSE.
 
-{t["step3"]}
+{sse_table(r)}
 
 ![latency percentiles against concurrent users]({plot_path.as_posix()})
 
-## 4. Replies per second from one ai-worker process
+## Replies per second from the ai-worker
 
-`bench.worker`: MessageQueued events written straight to `chat.events`, one `python -m
-ai_worker serve` process restarted with each `AI_WORKER_CONCURRENCY`, the simulator
+`bench/worker.py`: MessageQueued events written straight to `chat.events`, the simulator
 answering each request in about 1 s (10 chunks, 100 ms apart), ReplyCompleted events
-counted on `ai.events`. The ceiling is concurrency ÷ 1 s. "replies/s" is over the whole
-level; "steady" between the 10th and the 90th percent of its replies, without the first
-second (no reply can finish sooner) and the partly filled last round. CPU is each process's
-CPU time over the level's wall time (psutil; 100% = one core).
+counted on `ai.events`. One process restarted at each `AI_WORKER_CONCURRENCY`, then a second
+process in the same consumer group beside it (each event goes to one of them). The ceiling
+is concurrency ÷ 1 s; "steady" is the rate between the 10th and the 90th percent of the
+replies (without the first second, when no reply can have finished). CPU: 100% = one core.
 
-{t["step4"]}
+{worker_table(r)}
 
-{_scaling_sentence(r["step4"])}
+## Memory
 
-Each reply in flight holds a Redis connection of the worker; `shared/redis.py` uses a
-blocking pool of up to 1,024 connections (it waits for a free one rather than fail).
+Resident set size of each process, psutil: at rest 1 s after start-up, and the peak sampled
+every 0.2 s while the rows ran. The worker step is a second stack (the simulator and the
+ai-worker). Billing is not started by the benchmark.
 
-## 5. Memory
-
-Resident set size of each process (and its children; none here), psutil: at rest 1 s after
-start-up, and the peak sampled every 0.2 s during the steps. The worker stack (step 4) is a
-second stack with only the simulator and the ai-worker. Billing is not started by the
-benchmark. Reference service: {REFERENCE["memory"]}.
-
-{t["memory"]}
+{memory_table(r)}
 
 ## Machine load during the run
 
-CPU time over wall time of every process on the machine (psutil; 100% = one core, 200% =
-the machine), in three groups: this run (the `python -m bench` driver and the stack it
-started), the Postgres and Redis servers (shared: they also serve anything else running),
-and every other process. Before it started, the run waited (up to 60 s) for the machine to
-be quiet; at the start the machine was at {r["busy_before"]:.0f}% CPU. "Other" well above
-zero means something else — another test run, say — took CPU from the stack during that
-step, and its figures are low by about that much.
+CPU of every process on the machine during each step (100% = one core): this run (the
+driver and the stack it started), the Postgres and Redis servers, and everything else. The
+run waited up to 60 s for a quiet machine first (it was at {r["busy_before"]:.0f}%); "other"
+well above zero means something else took CPU from that step.
 
-{t["load"]}
+{load_table(r)}
 """
-
-
-STEP1_TEXT = (
-    "GET `/api/v1/chatroom` (the first page of one user's three chatrooms, cached in Redis "
-    "after the first read) at {concurrency} connections for {duration:.0f} s after a "
-    "{warmup:.0f} s warm-up, closed loop (each connection sends its next request when the "
-    "last answered), through the gateway and straight to chat; against `bench/hello.py`, a "
-    "bare FastAPI hello-world under `python -m uvicorn` with the services' options (uvloop, "
-    "httptools, no access log)."
-)
-
-
-def _errors(variants: list[dict]) -> str:
-    errors = [e for v in variants for e in v["run"].errors]
-    if not errors:
-        return "No errors.\n"
-    shown = "\n".join(f"    {e}" for e in errors[:20])
-    return f"**{len(errors)} errors**, the first ones:\n\n{shown}\n"
-
-
-def _step2_cpu(variants: list[dict]) -> str:
-    return "\n".join(f"- {v['label']}: {_cpu(v['cpu'], v['machine'])}" for v in variants)
-
-
-def _cpu(per_process: dict[str, float], machine: float) -> str:
-    parts = [f"{name} {value:.0f}%" for name, value in per_process.items()]
-    total = (os.cpu_count() or 1) * machine
-    return ", ".join(parts) + f"; the whole machine {total:.0f}% of {100 * (os.cpu_count() or 1)}%"

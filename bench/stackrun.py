@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,3 +76,26 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1]}
+
+
+def wait_drained(stack: Stack, timeout: float = 180.0) -> None:
+    """Wait until the pipeline has caught up: chat's outbox published, and every consumer
+    group on the event streams with nothing pending and nothing left to read."""
+    r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
+        while True:
+            backlog = conn.execute(
+                "SELECT count(*) FROM chat.outbox WHERE published_at IS NULL"
+            ).fetchone()[0]
+            for stream in ("chat.events", "ai.events"):
+                if r.exists(stream):
+                    for group in r.xinfo_groups(stream):
+                        backlog += int(group.get("lag") or 0) + int(group["pending"])
+            if backlog == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the pipeline did not drain in {timeout:.0f} s ({backlog} left)"
+                )
+            time.sleep(0.5)

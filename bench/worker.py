@@ -15,7 +15,11 @@ import signal
 import time
 import uuid
 
+from bench import profile
+from bench.procstats import Watch, rss_now
 from bench.stackrun import bench_stack
+from dev.proc import free_port, stop_all
+from dev.stack import Stack
 from shared.events import MessageQueued, encode
 from shared.events.envelope import to_json
 from shared.redis import open_redis
@@ -101,47 +105,73 @@ if __name__ == "__main__":
     main()
 
 
-def scaling(levels: list[tuple[int, int]]) -> tuple[dict[str, int], list[dict]]:
-    """Step 4: one ai-worker process at each (concurrency, replies) level, restarted with
-    AI_WORKER_CONCURRENCY set for each; returns the RSS at rest and, per level, the rate
-    with the worker's and the simulator's CPU (100 = one core) and peak RSS."""
-    from bench.procstats import Watch, rss_now
-    from dev.proc import stop_all
+# (AI_WORKER_CONCURRENCY, replies) for one process; then two processes at the last level.
+LEVELS = [(16, 160), (64, 500), (256, 1500)]
 
-    results = []
+
+def _level(
+    label: str, pids: dict[str, int], redis_url: str, messages: int, concurrency: int
+) -> dict:
+    with Watch(pids) as watch:
+        try:
+            figures = asyncio.run(measure(redis_url, messages, concurrency, quiet=True))
+        except RuntimeError as exc:  # stalled, or a reply failed: say so, go on
+            figures = {"concurrency": concurrency, "replies": messages, "rate": 0.0}
+            figures["error"] = str(exc)[:300]
+    figures.update(
+        label=label,
+        cpu=watch.cpu_percent,
+        machine_cpu=watch.machine_cpu_percent,
+        groups=watch.groups,
+        peak_rss=watch.peak_rss,
+    )
+    workers = sum(v for n, v in watch.cpu_percent.items() if n.startswith("ai-worker"))
+    print(
+        f"  {label}: {figures['rate']:6.1f} replies/s (steady {figures.get('steady_rate', 0):.1f}),"
+        f" worker CPU {workers:.0f}%, simulator CPU {watch.cpu_percent['gemini-sim']:.0f}%"
+        + (f"; FAILED: {figures['error']}" if "error" in figures else ""),
+        flush=True,
+    )
+    return figures
+
+
+def scaling(*, quick: bool = False, profile_seconds: float = 0.0) -> dict:
+    """One ai-worker process at each level of LEVELS (restarted with AI_WORKER_CONCURRENCY
+    set for each), then a second process in the same consumer group beside it. Returns the
+    RSS at rest, the levels (rate, CPU per process: 100 = one core, peak RSS) and, with
+    ``profile_seconds``, py-spy profiles of the worker at the last level."""
+    scale = 4 if quick else 1
+    levels = [(c, max(c, n // scale)) for c, n in LEVELS]
     env = {**ENV, "AI_WORKER_CONCURRENCY": str(levels[0][0])}
-    # redis-py's pool holds at most 100 connections and raises MaxConnectionsError instead
-    # of waiting; one reply holds one, so above ~90 concurrent replies the worker's handlers
-    # fail. The benchmark raises the cap through REDIS_URL so that 256 can be measured.
+    out: dict = {"levels": [], "profile": {}}
     with bench_stack(SERVICES, env) as stack:
+        url = stack.env["REDIS_URL"]
         time.sleep(1)
-        rest = rss_now({n: p.pid for n, p in stack.processes.items()})
+        out["rest"] = rss_now({n: p.pid for n, p in stack.processes.items()})
         for concurrency, messages in levels:
             if stack.env["AI_WORKER_CONCURRENCY"] != str(concurrency):
                 stop_all([(stack.processes["ai-worker"], signal.SIGTERM)], 10)
                 stack.env["AI_WORKER_CONCURRENCY"] = str(concurrency)
                 stack.restart("ai-worker", 60)
-            with Watch({n: p.pid for n, p in stack.processes.items()}) as watch:
-                try:
-                    figures = asyncio.run(
-                        measure(stack.env["REDIS_URL"], messages, concurrency, quiet=True)
-                    )
-                except RuntimeError as exc:  # stalled, or a reply failed: say so, go on
-                    figures = {"concurrency": concurrency, "replies": messages, "rate": 0.0}
-                    figures["error"] = str(exc)[:300]
-                    print(f"  concurrency {concurrency}: {exc}", flush=True)
-            figures.update(
-                cpu=watch.cpu_percent,
-                machine_cpu=watch.machine_cpu_percent,
-                groups=watch.groups,
-                peak_rss=watch.peak_rss,
+            pids = {n: p.pid for n, p in stack.processes.items()}
+            label = f"one ai-worker process, concurrency {concurrency}"
+            out["levels"].append(_level(label, pids, url, messages, concurrency))
+        concurrency, messages = levels[-1]
+        if profile_seconds:
+            rate = max(10.0, out["levels"][-1].get("steady_rate", 0.0))
+            out["profile"] = profile.record(
+                {"ai-worker": pids["ai-worker"], "gemini-sim": pids["gemini-sim"]},
+                profile_seconds,
+                lambda: asyncio.run(
+                    measure(url, int(rate * profile_seconds), concurrency, quiet=True)
+                ),
             )
-            print(
-                f"  concurrency {concurrency:>3}: {figures['rate']:6.1f} replies/s"
-                f" (steady {figures.get('steady_rate', 0):.1f}), worker CPU"
-                f" {watch.cpu_percent['ai-worker']:.0f}%, simulator CPU"
-                f" {watch.cpu_percent['gemini-sim']:.0f}%",
-                flush=True,
-            )
-            results.append(figures)
-    return rest, results
+        # A second process in the same consumer group: the group hands each event to one.
+        second_env = {**stack.env, "AI_WORKER_URL": f"http://127.0.0.1:{free_port()}"}
+        with Stack(second_env, ["ai-worker"], log_dir=stack.log_dir, cwd=stack.cwd) as second:
+            second.start()
+            second.wait_healthy(60)
+            pids = {**pids, "ai-worker 2": second.processes["ai-worker"].pid}
+            label = f"two ai-worker processes, concurrency {concurrency} each"
+            out["levels"].append(_level(label, pids, url, 2 * messages, 2 * concurrency))
+    return out
