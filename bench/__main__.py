@@ -26,12 +26,15 @@ import psycopg
 import redis
 
 from bench import load, pipeline, profile, report, worker, wrk
-from bench.procstats import Watch, rss_now, wait_for_quiet
+from bench.procstats import Watch, import_rss, rss_now, wait_for_quiet
 from bench.stackrun import bench_stack, wait_drained
 from dev.stack import REPO_ROOT
 
 PIPELINE_POINTS = [(1, 60), (4, 160), (10, 300)]  # (concurrent users, prompts)
 PROFILE_SECONDS = 5.0
+# What a process costs before it does anything: Python, the web framework, the Gemini SDK,
+# and each service's app module with everything it imports.
+IMPORTS = ["", "fastapi", "google.genai", "auth.app", "chat.app", "gateway.app", "ai_worker.app"]
 ENV = {
     **pipeline.ENV,
     "LOG_LEVEL": "INFO",  # every request's access log line is written, as in production
@@ -181,6 +184,8 @@ class Bench:
         self.r["busy_before"] = wait_for_quiet(0 if self.quick else 60)
         self.stack_steps()
         self.worker_steps()
+        self.say("RSS of the imports alone")
+        self.r["imports"] = import_rss(IMPORTS)
         for step, groups in self.r["load"].items():
             self.say(f"CPU in {step}: " + ", ".join(f"{k} {v:.0f}%" for k, v in groups.items()))
         self.r["elapsed"] = time.perf_counter() - self.started

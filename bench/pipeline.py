@@ -39,11 +39,13 @@ async def login(api: httpx.AsyncClient) -> dict[str, str]:
 
 async def one_prompt(
     api: httpx.AsyncClient, headers: dict, room: str, i: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
+    """(first token, completed, the POST's own answer), seconds after the POST was sent."""
     started = time.perf_counter()
     sent = await api.post(
         f"/api/v1/chatroom/{room}/message", json={"content": f"prompt {i}"}, headers=headers
     )
+    accepted = time.perf_counter() - started
     sent.raise_for_status()
     first_token = None
     async with api.stream("GET", sent.json()["data"]["reply"]["streamUrl"], headers=headers) as r:
@@ -59,7 +61,7 @@ async def one_prompt(
                     raise RuntimeError(f"reply ended {status}")
                 break
     done = time.perf_counter() - started
-    return first_token if first_token is not None else done, done
+    return first_token if first_token is not None else done, done, accepted
 
 
 async def client_loop(api, count: int, results: list, until: float) -> None:
@@ -83,7 +85,7 @@ async def measure(
 ) -> dict:
     """Run the prompts (at most ``seconds``); returns the first-token and completed
     percentiles (ms) and the rate."""
-    results: list[tuple[float, float]] = []
+    results: list[tuple[float, float, float]] = []
     limits = httpx.Limits(max_connections=clients * 2)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
         started = time.perf_counter()
@@ -95,6 +97,7 @@ async def measure(
         elapsed = time.perf_counter() - started
     first = percentiles([r[0] * 1000 for r in results])
     done = percentiles([r[1] * 1000 for r in results])
+    post = percentiles([r[2] * 1000 for r in results])
     figures = {
         "clients": clients,
         "prompts": len(results),
@@ -102,6 +105,7 @@ async def measure(
         "rate": len(results) / elapsed,
         "first": first,
         "done": done,
+        "post": post,
     }
     if not quiet:
         print(f"\n{len(results)} prompts, {clients} concurrent users, simulator at zero latency")

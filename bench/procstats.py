@@ -115,6 +115,25 @@ class Watch:
         }
 
 
+def import_rss(modules: list[str]) -> dict[str, int]:
+    """RSS of a fresh ``python -c "import <module>"`` for each module ("" = bare Python):
+    what a process costs before it has done anything."""
+    import subprocess
+    import sys
+
+    out = {}
+    for module in modules:
+        code = (f"import {module}\n" if module else "") + (
+            "import psutil; print(psutil.Process().memory_info().rss)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode == 0:
+            out[module or "Python alone"] = int(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def wait_for_quiet(max_wait: float, threshold: float = 25.0) -> float:
     """Wait (at most ``max_wait`` s) until the machine's CPU use, sampled over 2 s, is under
     ``threshold`` % of one core; returns the last sample (100 = one core)."""

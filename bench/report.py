@@ -374,6 +374,115 @@ def memory_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def imports_table(r: dict) -> str:
+    lines = [_row('`python -c "import …"`', "RSS MB"), "|---|---:|"]
+    for module, value in r["imports"].items():
+        lines.append(_row(module if module == "Python alone" else f"`{module}`", _mb(value)))
+    return "\n".join(lines)
+
+
+def _ms_list(per: dict[str, float]) -> str:
+    return ", ".join(f"{n} {v:.2f}" for n, v in per.items() if v >= 0.01)
+
+
+def gaps(r: dict) -> str:
+    """Why each unmet target is unmet, from this run's own figures."""
+    http = _http(r)
+    cores = os.cpu_count() or 1
+    hz_g, hz_c = (_per_request_ms(http[k]) for k in ("healthz_gateway", "healthz_chat"))
+    floor_g, floor_c = hz_g.get("gateway", 0.0), hz_c.get("chat", 0.0)
+    out = []
+
+    g = http["list_gateway"]
+    per = _per_request_ms(g)
+    need = 1000 * cores / 2500
+    out.append(
+        f"- **Cached read through the gateway** ({g['run'].rate:,.0f} req/s, p99"
+        f" {g['run'].latency_ms.get('p99', 0):.0f} ms; target 2,500 and 20 ms). Each request"
+        f" costs {sum(per.values()):.2f} ms of CPU in all ({_ms_list(per)}), so the"
+        f" {cores} cores are full at ~{_ceiling(per):,.0f} req/s; 2,500 needs ≤ {need:.2f} ms"
+        f" in all. A bare `/healthz` alone costs the gateway {floor_g:.2f} ms and chat"
+        f" {floor_c:.2f} ms here (uvicorn, FastAPI, our two middlewares, the access log"
+        f" line): two Python hops spend {floor_g + floor_c:.2f} ms before any work, and the"
+        f" work (the JWT check from its cache, the gateway's signed word, one aiohttp"
+        f" forward, one Redis round trip) is spread thinly across the profile above, with"
+        f" no function over ~10% of either process. The p99 that was 64-85 ms was the"
+        f" garbage collector walking ~100,000 start-up objects (fixed: gc.freeze,"
+        f" docs/bench-choices.md §4); what is left is two cores shared by five processes"
+        f" and wrk."
+    )
+    c = http["list_chat"]
+    per = _per_request_ms(c)
+    out.append(
+        f"- **The same straight to chat** ({c['run'].rate:,.0f} req/s; target 3,500):"
+        f" {sum(per.values()):.2f} ms of CPU a request ({_ms_list(per)}), a ceiling of"
+        f" ~{_ceiling(per):,.0f} req/s; chat's bare `/healthz` is {floor_c:.2f} ms of it."
+        f" In the profile, redis-py's client (its connection pool's lock and timeout, command"
+        f" packing) and FastAPI's dependency solving are the largest shares."
+    )
+    for key, target in (("post_paused", 1000), ("post_working", 500)):
+        h = http[key]
+        per = _per_request_ms(h)
+        pg = per.get("Postgres + Redis", 0.0)
+        out.append(
+            f"- **{h['run'].label}** ({h['run'].rate:,.0f} req/s; target {target:,}):"
+            f" {sum(per.values()):.2f} ms of CPU a prompt ({_ms_list(per)}), a ceiling of"
+            f" ~{_ceiling(per):,.0f}/s. Postgres and Redis alone take {pg:.2f} ms of it (the"
+            f" transaction's three round trips, the NOTIFY, the relay's publish); chat's"
+            f" share is mostly psycopg sending and reading the pipelined statements. At"
+            f" {target:,}/s the prompt would have to cost ≤ {1000 * cores / target:.1f} ms"
+            f" across gateway, chat, Postgres{', the worker' if key == 'post_working' else ''}"
+            f" and wrk."
+        )
+    one = next(p for p in r["sse"] if p["clients"] == 1)
+    ten = max(r["sse"], key=lambda p: p["clients"])
+    out.append(
+        f"- **First token** (p50 {one['first']['p50']:.1f} ms at 1 user; target 10): the POST"
+        f" itself answers in {one['post']['p50']:.1f} ms (p50), so the target leaves"
+        f" {max(0.0, 10 - one['post']['p50']):.1f} ms for the relay, the event, the worker's"
+        f" request to the simulator, the first chunk, its append and the SSE hop; these take"
+        f" {one['first']['p50'] - one['post']['p50']:.1f} ms here, each a process hop of a"
+        f" millisecond or two on this machine. At {ten['clients']} users"
+        f" (p99 {ten['first']['p99']:.0f} ms) the prompts queue for the same 2 cores: each"
+        f" completed reply here is 30 chunks through four processes."
+    )
+    single = [x for x in r["worker"]["levels"] if x["label"].startswith("one") and "error" not in x]
+    if single:
+        top = max(single, key=lambda x: x["steady_rate"])
+        cpu = top["cpu"]["ai-worker"]
+        per_reply = 10 * cpu / max(top["steady_rate"], 1.0)
+        took = top["concurrency"] / max(top["steady_rate"], 1.0)
+        if cpu >= 90:
+            bound = f"the process is CPU-bound ({cpu:.0f}% of its one core)"
+        else:
+            bound = (
+                f"the process averaged {cpu:.0f}% of its one core, but the simulator paces"
+                f" every reply in step (a chunk each 100 ms), so chunks arrive in bursts and"
+                f" queue behind one another in the one event loop: a reply took {took:.2f} s"
+                f" instead of 1"
+            )
+        out.append(
+            f"- **Worker** ({top['steady_rate']:.0f} replies/s at {top['concurrency']}; target"
+            f" 250): {per_reply:.1f} ms of CPU a reply (10 chunks: ten Redis appends, the"
+            f" lease renewals, the end entry, the result event, the ack); {bound}."
+            f" google-genai's typed parsing, which was the largest share, is gone"
+            f" (docs/bench-choices.md §2); what is left is spread over redis-py's per-command"
+            f" cost and asyncio's task and timeout machinery. Scaling out is the design's"
+            f" answer: the two-process row."
+        )
+
+    imports = r["imports"]
+    genai = imports.get("google.genai", 0)
+    worker = imports.get("ai_worker.app", 0)
+    out.append(
+        f"- **Memory** (the ai-worker is the one over 100 MB): importing google-genai alone"
+        f" takes {_mb(genai)} MB and the worker's app module {_mb(worker)} MB before it has"
+        f' done anything ("What the imports cost" below); the SDK is a given of the design.'
+        f" Under load it grows by what its replies in flight hold."
+    )
+    return "\n".join(out)
+
+
 def load_table(r: dict) -> str:
     lines = [_row("step", "this run", "Postgres + Redis", "other"), "|---|---:|---:|---:|"]
     for step, g in r["load"].items():
@@ -462,6 +571,10 @@ repository).
 
 {summary(r)}
 
+## Why the unmet targets are unmet
+
+{gaps(r)}
+
 ## Where the time goes
 
 For each path: the CPU each process spent per request during the measured run (psutil CPU
@@ -513,6 +626,11 @@ every 0.2 s while the rows ran. The worker step is a second stack (the simulator
 ai-worker). Billing is not started by the benchmark.
 
 {memory_table(r)}
+
+What the imports cost: a fresh process that only imports the module (and psutil, to
+measure itself).
+
+{imports_table(r)}
 
 ## Machine load during the run
 

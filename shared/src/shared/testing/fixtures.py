@@ -25,7 +25,7 @@ from shared.tokens import token_state_key
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 # Random-looking, as any secret outside development must be (shared.secrets).
-TEST_JWT_SECRET = "tst-Q9vR2mXk7LpW4sZt8NbYc3HdJf6GaUe1KoPi5TwVxQm"
+TEST_JWT_SECRET = "tst-Q9vR2mXk7LpW4sZt8NbYc3HdJf6GaUe1KoPi5TwVxQmRz8Bn3Cq5Dv7Ew9F"
 
 
 def _with_dbname(url: str, dbname: str) -> str:
