@@ -94,6 +94,15 @@ def _notes(env: dict[str, str], infra: Infra, services: list[str]) -> list[str]:
     return notes
 
 
+def _metrics_urls(stack: Stack) -> list[str]:
+    """Where each service serves /metrics (its own port; the simulators have none)."""
+    return [
+        f"{spec.name} {stack.url(spec.name)}/metrics"
+        for spec in stack.specs
+        if spec.name not in SIMULATORS
+    ]
+
+
 def _supervise(stack: Stack, infra: Infra) -> int:
     """Wait until a child exits (1) or we are told to stop (KeyboardInterrupt)."""
     children = {**infra.processes, **stack.processes}
@@ -125,6 +134,7 @@ def run() -> int:
         print(f"Access it at: http://localhost:{env['PORT']}", flush=True)
         for note in _notes(env, infra, services):
             _say(f"note: {note}")
+        _say("metrics (Prometheus): " + ", ".join(_metrics_urls(stack)))
         return _supervise(stack, infra)
     except KeyboardInterrupt:
         _say("stopping...")

@@ -4,14 +4,11 @@ SDK, signed webhooks through the gateway), and the tier reaching chat and auth."
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -20,6 +17,7 @@ import psycopg
 import pytest
 
 from shared.testing.accounts import sign_up_and_in
+from shared.testing.stripe import event_body, sign
 from shared.testing.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -263,24 +261,6 @@ async def test_a_shuffled_lifecycle_ends_in_the_same_state_as_stripe(
     item = truth["items"]["data"][0]
     assert row == (truth["status"], truth["cancel_at_period_end"], item["current_period_end"])
     assert (await customer.status())["tier"] == "PRO"  # past_due within the grace period
-
-
-def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def event_body(event_type: str = "customer.subscription.updated") -> tuple[str, bytes]:
-    event_id = f"evt_test_{uuid.uuid4().hex[:16]}"
-    body = {
-        "id": event_id,
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()),
-        "data": {"object": {"id": "sub_nothing", "object": "subscription"}},
-    }
-    return event_id, json.dumps(body).encode()
 
 
 def stored(database_url: str, event_id: str) -> tuple | None:

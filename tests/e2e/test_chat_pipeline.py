@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -231,7 +233,7 @@ async def test_redis_flushed_while_replies_are_queued_still_completes_them(
         assert stored["status"] == "completed", stored
 
 
-async def test_a_poison_entry_is_dead_lettered_while_others_flow(api, person, stack_redis):
+async def test_a_poison_entry_is_dead_lettered_while_others_flow(api, person, stack, stack_redis):
     await stack_redis.xadd(
         "chat.events", {"type": "MessageQueued", "envelope": '{"not": "an envelope"}'}
     )
@@ -244,6 +246,25 @@ async def test_a_poison_entry_is_dead_lettered_while_others_flow(api, person, st
         return any(fields.get("envelope") == '{"not": "an envelope"}' for _, fields in entries)
 
     await eventually(dead_lettered, what="the poison entry in chat.events.dlq")
+
+    # The operator finds it with the worker's own command, and purges it.
+    def worker_command(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ai_worker", *argv],
+            env=stack.env,
+            cwd=stack.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    listed = await asyncio.to_thread(worker_command, "dlq", "list")
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if "reason=undecodable" in line]
+    assert "  chat.events  " in line and "type=MessageQueued" in line
+    purged = await asyncio.to_thread(worker_command, "dlq", "purge", line.split()[0])
+    assert purged.returncode == 0, purged.stderr
+    assert not await dead_lettered()
 
 
 async def test_stream_of_another_users_reply_is_404(api, person):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from shared import metrics
 from shared.aio import sleep_unless
 from shared.db import UnitOfWork
 from shared.events.envelope import Envelope, Event, UnknownEventType, decode
@@ -37,6 +39,9 @@ from shared.events.envelope import Envelope, Event, UnknownEventType, decode
 log = structlog.get_logger(__name__)
 
 Processor = Callable[[Envelope, Event, str], Awaitable[None]]
+# Set on an entry replayed from the dead-letter stream (shared.dlq): only this group
+# handles it; every other group handled the original already and acks it unseen.
+REPLAY_GROUP_FIELD = "replay_group"
 DbHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
 
 
@@ -130,6 +135,7 @@ class StreamConsumer:
             approximate=True,
         )
         await self.redis.xack(entry.stream, self.group, entry.entry_id)
+        metrics.DEAD_LETTERED.labels(entry.stream, self.group).inc()
         log.error(
             "consumer.dead_lettered",
             stream=entry.stream,
@@ -139,6 +145,9 @@ class StreamConsumer:
         )
 
     async def _handle(self, entry: _Entry) -> None:
+        if entry.fields.get(REPLAY_GROUP_FIELD, self.group) != self.group:
+            await self.redis.xack(entry.stream, self.group, entry.entry_id)
+            return
         raw = entry.fields.get("envelope")
         try:
             if raw is None:
@@ -162,6 +171,7 @@ class StreamConsumer:
             event_type=envelope.type,
             correlation_id=envelope.correlation_id,
         ):
+            started = time.perf_counter()
             try:
                 await self.process(envelope, event, entry.stream)
             except asyncio.CancelledError:
@@ -171,8 +181,13 @@ class StreamConsumer:
                 log.exception(
                     "consumer.handler_failed", stream=entry.stream, entry_id=entry.entry_id
                 )
+                metrics.EVENTS_HANDLED.labels(entry.stream, self.group, "failed").inc()
                 return
             await self.redis.xack(entry.stream, self.group, entry.entry_id)
+            metrics.EVENTS_HANDLED.labels(entry.stream, self.group, "ok").inc()
+            metrics.EVENT_DURATION.labels(entry.stream, self.group).observe(
+                time.perf_counter() - started
+            )
 
     # -- reading ---------------------------------------------------------------------
 
@@ -230,6 +245,7 @@ class StreamConsumer:
                 if deliveries > self.max_deliveries:
                     await self._dead_letter(entry, "too many failed deliveries", deliveries)
                     continue
+                metrics.REDELIVERIES.labels(stream, self.group).inc()
                 log.warning(
                     "consumer.reclaimed", stream=stream, entry_id=entry_id, deliveries=deliveries
                 )
@@ -276,8 +292,28 @@ class StreamConsumer:
 
     # -- the loop --------------------------------------------------------------------
 
+    async def collect_metrics(self) -> None:
+        """For a scrape: each stream's lag and pending count for this group, and its DLQ."""
+        for stream in self.streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:  # the stream does not exist yet
+                groups = []
+            for group in groups:
+                if group["name"] == self.group:
+                    metrics.GROUP_LAG.labels(stream, self.group).set(group.get("lag") or 0)
+                    metrics.GROUP_PENDING.labels(stream, self.group).set(group["pending"])
+            metrics.DEAD_LETTERS.labels(stream).set(await self.redis.xlen(f"{stream}.dlq"))
+
     async def run(self, stop: asyncio.Event, shutdown_timeout: float = 30.0) -> None:
         """Consume until ``stop`` is set, then let in-flight entries finish."""
+        remove_collector = metrics.on_scrape(self.collect_metrics)
+        try:
+            await self._run(stop, shutdown_timeout)
+        finally:
+            remove_collector()
+
+    async def _run(self, stop: asyncio.Event, shutdown_timeout: float) -> None:
         await self._retry_forever(self.ensure_groups, stop)
         loop = asyncio.get_running_loop()
         next_claim = next_heartbeat = 0.0

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import error_body, install_error_handlers
+from shared.metrics import HTTP_DURATION, HTTP_REQUESTS, metrics_endpoint, route_of
 
 log = structlog.get_logger(__name__)
 
@@ -96,17 +97,23 @@ class RequestLogMiddleware:
         finally:
             path = scope["path"]
             if path not in _UNLOGGED:
+                elapsed = time.perf_counter() - started
+                method = scope["method"]
+                route = route_of(scope)
+                HTTP_REQUESTS.labels(route, method, str(status)).inc()
+                HTTP_DURATION.labels(route, method).observe(elapsed)
                 log.info(
                     "http.request",
-                    method=scope["method"],
+                    method=method,
                     path=path,
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
                 )
             correlation_id.reset(context)
 
 
-_UNLOGGED = frozenset({"/healthz", "/readyz"})
+# The probes and the scrape: neither logged nor counted (they would drown the rest).
+_UNLOGGED = frozenset({"/healthz", "/readyz", "/livez", "/metrics"})
 
 
 class RequestGuardMiddleware:
@@ -257,6 +264,9 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestGuardMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
+
+    # Prometheus, on the service's own port (the gateway does not route it anywhere).
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -25,18 +25,19 @@ def mask_phone(e164: str) -> str:
     return e164[:3] + "*" * max(0, len(e164) - 7) + e164[-4:]
 
 
-def _mask_value(value: Any) -> Any:
+def mask_phone_numbers(value: Any) -> Any:
+    """``value`` with every E.164-shaped number in it masked (strings, dicts, lists)."""
     if isinstance(value, str):
         return _E164.sub(lambda m: mask_phone(m.group()), value)
     if isinstance(value, dict):
-        return {k: _mask_value(v) for k, v in value.items()}
+        return {k: mask_phone_numbers(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_mask_value(v) for v in value)
+        return type(value)(mask_phone_numbers(v) for v in value)
     return value
 
 
 def _mask_phone_numbers(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return {key: _mask_value(value) for key, value in event_dict.items()}
+    return {key: mask_phone_numbers(value) for key, value in event_dict.items()}
 
 
 def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

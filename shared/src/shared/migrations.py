@@ -17,6 +17,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -69,6 +70,10 @@ def discover(directories: Sequence[Path]) -> list[Migration]:
     return [Migration(name, found[name].read_text(encoding="utf-8")) for name in sorted(found)]
 
 
+def _directories(directory: Path | Sequence[Path]) -> list[Path]:
+    return [directory] if isinstance(directory, Path) else list(directory)
+
+
 def _lock_key(schema: str) -> int:
     # A stable 32-bit key per schema for pg_advisory_lock.
     return zlib.crc32(f"migrations:{schema}".encode())
@@ -82,8 +87,7 @@ def migrate(
     lock_timeout: str = "10s",
 ) -> list[str]:
     """Apply pending migrations from one folder or several; return the names applied now."""
-    directories = [directory] if isinstance(directory, Path) else list(directory)
-    migrations = discover(directories)
+    migrations = discover(_directories(directory))
     applied_now: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))
@@ -142,3 +146,53 @@ def migrate(
     if not applied_now:
         log.info("migrations.up_to_date", schema=schema, count=len(migrations))
     return applied_now
+
+
+# What ``migration_status`` says of each migration. ``changed`` (applied, and the file
+# differs since) and ``missing`` (applied, and the file is gone) make ``migrate`` refuse.
+MIGRATION_STATES = ("applied", "pending", "changed", "missing")
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    name: str
+    status: str  # one of MIGRATION_STATES
+    applied_at: datetime | None = None
+
+
+def migration_status(
+    database_url: str, schema: str, directory: Path | Sequence[Path]
+) -> list[MigrationState]:
+    """Every migration, in name order, with its state. Reads only (in a read-only
+    transaction): a schema never migrated has every migration pending."""
+    migrations = {m.name: m for m in discover(_directories(directory))}
+    with psycopg.connect(database_url) as conn:
+        conn.read_only = True
+        migrated = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'schema_migrations'",
+            (schema,),
+        ).fetchone()
+        rows = (
+            conn.execute(
+                sql.SQL("SELECT name, checksum, applied_at FROM {}.schema_migrations").format(
+                    sql.Identifier(schema)
+                )
+            ).fetchall()
+            if migrated
+            else []
+        )
+    applied = {name: (checksum, applied_at) for name, checksum, applied_at in rows}
+    states = []
+    for name in sorted(migrations.keys() | applied.keys()):
+        if name not in applied:
+            states.append(MigrationState(name, "pending"))
+            continue
+        checksum, applied_at = applied[name]
+        if name not in migrations:
+            status = "missing"
+        elif migrations[name].checksum != checksum:
+            status = "changed"
+        else:
+            status = "applied"
+        states.append(MigrationState(name, status, applied_at))
+    return states

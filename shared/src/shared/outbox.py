@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import metrics
 from shared.aio import sleep_unless
 from shared.db import schema_conninfo
 from shared.events.envelope import Event, encode, to_json
@@ -139,8 +140,20 @@ class OutboxRelay:
                 " WHERE id = ANY(%s)",
                 ([row[0] for row in rows],),
             )
+        metrics.OUTBOX_PUBLISHED.inc(len(rows))
         log.info("outbox.published", count=len(rows))
         return len(rows)
+
+    async def collect_metrics(self) -> None:
+        """For a scrape: how many rows wait to be published, and how long the oldest has."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
+                "  FROM outbox WHERE published_at IS NULL"
+            )
+            count, age = await cur.fetchone()
+        metrics.OUTBOX_BACKLOG.set(count)
+        metrics.OUTBOX_LAG.set(float(age))
 
     async def drain(self) -> int:
         """Publish until nothing is left (tests, and the relay loop): until a batch comes
@@ -168,6 +181,13 @@ class OutboxRelay:
                 await sleep_unless(stop, 2.0)
 
     async def run(self, stop: asyncio.Event) -> None:
+        remove_collector = metrics.on_scrape(self.collect_metrics)
+        try:
+            await self._run(stop)
+        finally:
+            remove_collector()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop))
         backoff = self.poll_interval
         try:

@@ -6,12 +6,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from ai_worker.generation import ReplyGenerator, create_client, http_session
 from ai_worker.handlers import CHAT_STREAM, build_consumer
 from ai_worker.service import RESULT_STREAM, WorkerContext
 from ai_worker.settings import Settings
 from ai_worker.stops import StopWatcher
+from shared.errors import error_response
 from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
 from shared.redis import open_redis
@@ -26,7 +28,11 @@ def create_app(
     result_stream: str = RESULT_STREAM,
 ) -> FastAPI:
     """Health endpoints on PORT; the lifespan runs the consumer loop. On shutdown it stops
-    reading and lets in-flight replies finish for up to SHUTDOWN_GRACE_SECONDS."""
+    reading and lets in-flight replies finish for up to SHUTDOWN_GRACE_SECONDS.
+
+    ``/livez`` (the liveness probe) answers 503 once the consumer loop has ended while the
+    worker is not stopping: the loop survives Redis outages, so its end is a crash that
+    only a restart mends. ``/healthz`` says the process answers, nothing more."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +55,7 @@ def create_app(
         )
         task.add_done_callback(_report_exit)
         app.state.redis, app.state.consumer, app.state.consumer_task = redis, consumer, task
+        app.state.stop = stop
         log.info(
             "worker.started",
             model=settings.gemini_model,
@@ -85,6 +92,14 @@ def create_app(
         docs_url=None,
     )
     app.state.settings = settings
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> JSONResponse:
+        task: asyncio.Task[None] | None = getattr(app.state, "consumer_task", None)
+        if task is not None and task.done() and not app.state.stop.is_set():
+            return error_response(503, "consumer_stopped", "The consumer loop has stopped.")
+        return JSONResponse({"status": "success", "message": "Alive."})
+
     return app
 
 

@@ -37,6 +37,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ai_worker import metrics
 from ai_worker.settings import Settings
 from ai_worker.stops import StopRequested
 from shared import replies
@@ -252,6 +253,19 @@ def retry_wait(settings: Settings) -> Callable[[RetryCallState], float]:
     return wait
 
 
+def error_code(exc: BaseException) -> str:
+    """A short label for metrics: the HTTP status of an API error, else its kind."""
+    if isinstance(exc, errors.APIError):
+        return str(exc.code)
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, EmptyReply):
+        return "empty"
+    if isinstance(exc, (aiohttp.ClientError, httpx2.TransportError)):
+        return "connection"
+    return type(exc).__name__
+
+
 def describe(exc: BaseException) -> str:
     """For logs: the status of an API error, else the exception (never the prompt)."""
     if isinstance(exc, errors.APIError):
@@ -327,6 +341,8 @@ class Draft:
     model: str = ""
     # When the token stream's time to live was last restarted (the event loop's clock).
     ttl_refreshed_at: float = 0.0
+    # When this attempt's request went out (the event loop's clock).
+    started_at: float = 0.0
 
     @property
     def text(self) -> str:
@@ -413,6 +429,9 @@ class ReplyGenerator:
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            metrics.GEMINI_ERRORS.labels(error_code(exc)).inc()
+            metrics.GEMINI_RETRIES.labels(error_code(exc)).inc()
         log.warning(
             "reply.retrying",
             attempt=state.attempt_number,
@@ -426,6 +445,21 @@ class ReplyGenerator:
 
         Raises only what is neither the model's answer nor the model's failure (Redis
         down, a bug): the entry then stays pending and is tried again later."""
+        started = asyncio.get_running_loop().time()
+        metrics.IN_FLIGHT.inc()
+        try:
+            outcome = await self._generate(event, stopped)
+        finally:
+            metrics.IN_FLIGHT.dec()
+        metrics.GENERATION.labels(outcome.status).observe(
+            asyncio.get_running_loop().time() - started
+        )
+        if outcome.usage.prompt_tokens or outcome.usage.output_tokens:
+            metrics.TOKENS.labels("prompt").inc(outcome.usage.prompt_tokens)
+            metrics.TOKENS.labels("output").inc(outcome.usage.output_tokens)
+        return outcome
+
+    async def _generate(self, event: MessageQueued, stopped: asyncio.Event | None) -> Outcome:
         reply_id = str(event.reply_id)
         contents = build_contents(event.prompt, event.history)
         stopped = stopped or asyncio.Event()
@@ -458,6 +492,7 @@ class ReplyGenerator:
         except StopRequested:
             return Outcome(status="cancelled", text=draft.text, attempts=attempts)
         except (errors.APIError, *_TRANSIENT_ERRORS, EmptyReply) as exc:
+            metrics.GEMINI_ERRORS.labels(error_code(exc)).inc()
             return failure(exc, partial_text=draft.text, attempts=attempts)
         return classify(draft, attempts)
 
@@ -488,6 +523,7 @@ class ReplyGenerator:
         request_timeout = self.settings.gemini_request_timeout_seconds
         chunk_timeout = self.settings.gemini_chunk_timeout_seconds
         deadline = loop.time() + request_timeout
+        draft.started_at = loop.time()
         stream = self._chunks(contents)  # sends nothing yet
         stop_waiter = asyncio.ensure_future(stopped.wait())
         next_chunk: asyncio.Future[Wire] | None = None
@@ -549,6 +585,8 @@ class ReplyGenerator:
             await replies.append_token(self.redis, reply_id, text, ttl=ttl, refresh_ttl=refresh)
             if refresh:
                 draft.ttl_refreshed_at = now
+            if not draft.parts:
+                metrics.FIRST_TOKEN.observe(asyncio.get_running_loop().time() - draft.started_at)
             draft.parts.append(text)
         if isinstance(finish := candidate.get("finishReason"), str) and finish:
             draft.finish_reason = finish

@@ -135,3 +135,35 @@ async def test_readyz_reports_redis_and_the_consumer(
     assert health.status_code == 200
     assert ready.status_code == 200, ready.text
     assert ready.json()["data"]["checks"] == {"redis": "ok", "consumer": "ok"}
+
+
+async def test_livez_is_503_once_the_consumer_loop_has_died(
+    make_settings, sim, chat_stream, result_stream
+):
+    app = create_app(make_settings(), streams=[chat_stream], result_stream=result_stream)
+
+    async with app_client(app) as client:
+        alive = await client.get("/livez")
+        task = app.state.consumer_task
+        task.cancel()  # as good as a crash: the loop is gone and nothing restarts it
+        await asyncio.gather(task, return_exceptions=True)
+        dead = await client.get("/livez")
+        health = await client.get("/healthz")
+
+    assert alive.status_code == 200, alive.text
+    assert dead.status_code == 503
+    assert dead.json()["code"] == "consumer_stopped"
+    assert health.status_code == 200  # /healthz only says the process answers
+
+
+async def test_livez_stays_200_while_the_worker_is_stopping(
+    make_settings, sim, chat_stream, result_stream
+):
+    app = create_app(make_settings(), streams=[chat_stream], result_stream=result_stream)
+
+    async with app_client(app) as client:
+        app.state.stop.set()  # what shutdown does first: the loop ends on purpose
+        await asyncio.wait_for(app.state.consumer_task, timeout=10)
+        response = await client.get("/livez")
+
+    assert response.status_code == 200, response.text

@@ -18,6 +18,7 @@ from shared.http import database_and_redis_checks
 from shared.runtime import service_runtime
 
 SCHEMA = "auth"
+CONSUMES = ["billing.events"]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             runtime.consume(
                 "auth",
-                ["billing.events"],
+                CONSUMES,
                 HANDLERS,
                 claim_idle_seconds=settings.claim_idle_seconds,
                 max_deliveries=settings.max_deliveries,

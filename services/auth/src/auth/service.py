@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from auth import otp, repository
+from auth import metrics, otp, repository
 from auth.delivery import OtpSender
 from auth.passwords import Hashing
 from auth.phone import InvalidPhoneNumber, mask, normalise
@@ -158,6 +158,7 @@ async def issue_code(
         # previous code (if any) keeps working.
         await ctx.sender.send(number, code, purpose)
     log.info("auth.otp_issued", user_id=str(user.id), purpose=purpose)
+    metrics.OTPS_SENT.labels(purpose).inc()
     return IssuedCode(code, expires_in, ctx.sender.returns_code)
 
 
@@ -165,6 +166,15 @@ INVALID_CODE = "Invalid OTP."
 
 
 async def _check_code(
+    uow: UnitOfWork, ctx: AuthContext, user: User | None, purpose: str, code: str
+) -> Challenge | AppError:
+    result = await _checked_code(uow, ctx, user, purpose, code)
+    if isinstance(result, AppError):
+        metrics.VERIFICATION_FAILURES.labels(result.code).inc()
+    return result
+
+
+async def _checked_code(
     uow: UnitOfWork, ctx: AuthContext, user: User | None, purpose: str, code: str
 ) -> Challenge | AppError:
     """The user's live challenge for ``purpose``, locked, when ``code`` is its code (the

@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from auth import metrics
 from auth.settings import Settings
 from shared.errors import RateLimited, ServiceUnavailable
 from shared.redis import reconnecting
@@ -127,6 +128,7 @@ class AttemptLimiter:
         if full:
             budget = budgets[int(full) - 1][0]
             log.info("throttle.attempts_refused", budget=budget.name)
+            metrics.THROTTLED.labels(budget.name).inc()
             raise RateLimited(
                 budget.message, code="too_many_attempts", retry_after=math.ceil(wait_ms / 1000)
             )
@@ -186,6 +188,7 @@ class Throttle:
     async def _hit(self, item: RateLimitItem, message: str, *ids: str) -> None:
         if not await _storage(self.limiter.hit(item, *ids)):
             log.info("throttle.refused", limit=ids[0])
+            metrics.THROTTLED.labels(ids[0]).inc()
             raise RateLimited(message, retry_after=await self._retry_after(item, *ids))
 
     async def otp_send(self, mobile_number: str, ip: str) -> None:

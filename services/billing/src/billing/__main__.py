@@ -8,7 +8,8 @@ from shared.migrations import MESSAGING, service_migrations
 
 MIGRATIONS = [MESSAGING, service_migrations(Path(__file__).resolve().parents[2] / "migrations")]
 
-if __name__ == "__main__":
+
+def run(argv: list[str] | None = None) -> None:
     main(
         "billing",
         settings_cls=Settings,
@@ -17,4 +18,9 @@ if __name__ == "__main__":
         migrations_dir=MIGRATIONS,
         has_outbox=True,
         commands={"rebuild": rebuild, "reprocess": reprocess},
+        argv=argv,
     )
+
+
+if __name__ == "__main__":
+    run()

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from billing import service
+from billing import metrics, service
 from billing.api import router
 from billing.service import BillingContext
 from billing.settings import Settings
@@ -16,6 +16,7 @@ from shared.aio import sleep_unless
 from shared.db import UnitOfWork
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
+from shared.metrics import on_scrape
 from shared.runtime import service_runtime
 
 SCHEMA = "billing"
@@ -45,7 +46,19 @@ def create_app(settings: Settings) -> FastAPI:
         async with service_runtime(app, settings, SCHEMA) as runtime:
             app.state.billing = BillingContext(settings=settings, stripe=StripeApi(settings))
             runtime.background.start("reprocessor", reprocessor(app, settings))
-            yield
+
+            async def backlog() -> None:
+                async with runtime.pool.connection() as conn:
+                    cur = await conn.execute(
+                        "SELECT count(*) FROM stripe_events WHERE processed_at IS NULL"
+                    )
+                    metrics.REPROCESS_BACKLOG.set((await cur.fetchone())[0])
+
+            remove_collector = on_scrape(backlog)
+            try:
+                yield
+            finally:
+                remove_collector()
 
     app = create_service_app(
         title="Gemini Backend: billing",

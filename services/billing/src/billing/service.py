@@ -11,7 +11,7 @@ from typing import Any
 import stripe
 import structlog
 
-from billing import repository
+from billing import metrics, repository
 from billing.projection import Plan, apply_snapshot, plan_for, user_id_of
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
@@ -187,7 +187,16 @@ async def receive(uow: UnitOfWork, ctx: BillingContext, payload: bytes, event: d
             uow.conn, event["id"], event["type"], created, payload
         )
     log.info("billing.event_received", event_id=event["id"], type=event["type"], new=stored)
-    return await process(uow, ctx, event["id"])
+    kind = (
+        event["type"] if event["type"] in HANDLED or event["type"] in CHECKOUT_CLOSED else "other"
+    )
+    try:
+        applied = await process(uow, ctx, event["id"])
+    except Exception:
+        metrics.WEBHOOK_EVENTS.labels(kind, "failed").inc()
+        raise
+    metrics.WEBHOOK_EVENTS.labels(kind, "applied" if applied else "duplicate").inc()
+    return applied
 
 
 async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:

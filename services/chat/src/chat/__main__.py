@@ -1,13 +1,14 @@
 from pathlib import Path
 
-from chat.app import create_app
+from chat.app import CONSUMES, create_app
 from chat.settings import Settings
 from shared.cli import main
 from shared.migrations import MESSAGING, service_migrations
 
 MIGRATIONS = [MESSAGING, service_migrations(Path(__file__).resolve().parents[2] / "migrations")]
 
-if __name__ == "__main__":
+
+def run(argv: list[str] | None = None) -> None:
     main(
         "chat",
         settings_cls=Settings,
@@ -15,4 +16,10 @@ if __name__ == "__main__":
         schema="chat",
         migrations_dir=MIGRATIONS,
         has_outbox=True,
+        consumes=CONSUMES,
+        argv=argv,
     )
+
+
+if __name__ == "__main__":
+    run()

@@ -9,7 +9,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import service, streaming
+from chat import metrics, service, streaming
 from chat.repository import Chatroom, Message
 from chat.schemas import (
     ChatroomCreatedOut,
@@ -36,7 +36,7 @@ from chat.schemas import (
 )
 from chat.service import ChatContext
 from shared.db import UnitOfWork, Uow
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUserId
 
@@ -184,9 +184,18 @@ async def delete_chatroom(chatroom_id: str, user: UserId, uow: Uow, ctx: Ctx) ->
 async def send_message(
     chatroom_id: str, body: MessageIn, response: Response, user: UserId, uow: Uow, ctx: Ctx
 ) -> MessageQueuedOut:
-    queued = await service.queue_message(
-        uow, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
-    )
+    try:
+        queued = await service.queue_message(
+            uow, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
+        )
+    except service.DailyLimitReached:
+        metrics.PROMPTS.labels("daily_limit").inc()
+        raise
+    except Conflict as exc:
+        if exc.code == "reply_pending":
+            metrics.PROMPTS.labels("reply_pending").inc()
+        raise
+    metrics.PROMPTS.labels("accepted").inc()
     response.headers.update(service.rate_limit_headers(queued.usage))
     reply = queued.reply
     return MessageQueuedOut(

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
+from chat import metrics
 from chat.repository import Message
 from chat.settings import Settings
 from shared.errors import RateLimited, ServiceUnavailable, ValidationFailed
@@ -256,6 +257,7 @@ class StreamSlots:
         self.lease_ms = settings.stream_lease_seconds * 1000
         self.open = 0
         self._take_lease = redis.register_script(_TAKE_LEASE)
+        metrics.OPEN_STREAMS.set_function(lambda: self.open)
 
     async def take(self, user_id: uuid.UUID) -> Lease:
         """A slot for one more stream of ``user_id``: 503 when this process serves its

@@ -73,8 +73,9 @@ async def test_a_closed_stream_gives_its_slot_back(api, client, user):
         return (await attempt(client, url, user.headers)).status_code == 200
 
     await eventually(reopens, timeout=5, what="the slot of the closed stream to come back")
-    # Each attempt above closed its stream at once: none of them kept a slot.
-    assert await reopens()
+    # Each attempt above closed its stream at once: none of them keeps a slot (given back as
+    # the server sees the close, which under load can take a moment).
+    await eventually(reopens, timeout=5, what="the slot of the last attempt to come back")
 
 
 @pytest.mark.parametrize("settings_overrides", [{"max_streams_per_user": 3}])

@@ -6,7 +6,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import Headers
@@ -25,10 +24,10 @@ from gateway.settings import Settings
 from shared.errors import error_response
 from shared.http import ReadinessCheck, RequestLogMiddleware
 from shared.http import create_app as create_service_app
+from shared.metrics import UNMATCHED
 from shared.redis import open_redis
 from shared.revocation import CHECKED_HEADER
 
-PROBE_TIMEOUT_SECONDS = 3.0
 CORS_EXPOSE_HEADERS = [
     "X-Request-ID",
     "Retry-After",
@@ -62,10 +61,6 @@ DOCS_CONTENT_SECURITY_POLICY = (
 )
 
 
-class UpstreamNotReady(Exception):
-    pass
-
-
 class _CORSMiddleware(CORSMiddleware):
     """Starlette's CORS, with a rejected preflight answered in the JSON error envelope."""
 
@@ -83,7 +78,9 @@ class _CORSMiddleware(CORSMiddleware):
 
 async def gateway_endpoint(request: Request) -> Response:
     """Every request that is not the gateway's own: route, authenticate, forward."""
+    request.scope["metrics_route"] = UNMATCHED
     route = ROUTE_TABLE.resolve(request.method, request.scope["path"])
+    request.scope["metrics_route"] = route.path
     state = request.app.state
     proxy: Proxy = state.proxy
     if route.upstream not in proxy.urls:
@@ -165,26 +162,15 @@ def create_app(settings: Settings) -> FastAPI:
             await redis.aclose()
 
     def readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
-        session: aiohttp.ClientSession = app.state.session
-        timeout = aiohttp.ClientTimeout(
-            total=PROBE_TIMEOUT_SECONDS, connect=settings.upstream_connect_timeout_seconds
-        )
+        """The gateway's own dependencies only: its Redis (token revocation). Not the
+        upstreams, nor their databases: one of those down would take every gateway pod out
+        of the load balancer at once, and the routes that still work with them. A request
+        to a down upstream gets its own 503."""
 
         async def redis() -> None:
             await app.state.redis.ping()
 
-        def upstream(url: str) -> ReadinessCheck:
-            async def check() -> None:
-                async with session.get(f"{url}/readyz", timeout=timeout) as resp:
-                    if resp.status != 200:
-                        raise UpstreamNotReady(f"{url}/readyz answered {resp.status}")
-
-            return check
-
-        checks: dict[str, ReadinessCheck] = {"redis": redis}
-        for name, url in app.state.proxy.urls.items():
-            checks[name] = upstream(url)
-        return checks
+        return {"redis": redis}
 
     app = create_service_app(
         title=TITLE,

@@ -16,8 +16,7 @@ class Settings(ServiceSettings):
     auth_url: str = "http://127.0.0.1:8001"
     chat_url: str = "http://127.0.0.1:8002"
     billing_url: str = "http://127.0.0.1:8003"
-    # Comma list of the upstreams that are deployed. A route to any other answers 503 and
-    # /readyz does not check it.
+    # Comma list of the upstreams that are deployed. A route to any other answers 503.
     gateway_upstreams: Annotated[tuple[str, ...], NoDecode] = KNOWN_UPSTREAMS
     # The browser app's origin: the only origin CORS allows.
     client_url: str = "http://localhost:8000"

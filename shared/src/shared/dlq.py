@@ -1,0 +1,261 @@
+"""Dead letters, and the operator commands over them:
+``python -m <service> dlq list | show | replay | purge``.
+
+The stream consumer copies an entry it gave up on to ``<stream>.dlq``: the original fields
+plus ``original_id``, ``group`` (the group that gave up), ``reason`` and ``deliveries``.
+Several groups may read one stream (``billing.events``: auth and chat) and so share its
+``.dlq``; a service sees and acts on its own group's dead letters only.
+
+Replay adds the original fields to the original stream again, with ``replay_group`` naming
+the group: every other group handled the original and acks the copy unseen. The XADD and
+the record of it (hash ``<stream>.dlq.replayed``: dead-letter id → new entry id) are one
+Lua script, so a dead letter goes back at most once however often, or however many
+operators at once, ask. The dead letter stays (shown as replayed) until purged; purge
+deletes it and its record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from shared.consumer import REPLAY_GROUP_FIELD
+from shared.logging import mask_phone_numbers
+
+log = structlog.get_logger(__name__)
+
+# What the consumer adds to the original fields when it dead-letters an entry.
+DLQ_FIELDS = frozenset({"original_id", "group", "reason", "deliveries"})
+ENTRY_ID = re.compile(r"^\d+-\d+$")
+
+# KEYS: the original stream, the replay records; ARGV: the dead-letter id, then the
+# fields to add as name, value, name, value...
+_REPLAY = """
+local done = redis.call('HGET', KEYS[2], ARGV[1])
+if done then return {0, done} end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], ARGV[1], id)
+return {1, id}
+"""
+
+
+def dlq_stream(stream: str) -> str:
+    return f"{stream}.dlq"
+
+
+def replayed_key(stream: str) -> str:
+    return f"{stream}.dlq.replayed"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str  # in <stream>.dlq
+    stream: str  # the stream it came from
+    original_id: str
+    group: str
+    reason: str
+    deliveries: int
+    fields: dict[str, str]  # the original entry's
+    replayed_as: str | None  # the entry id of its replay, once replayed
+
+    @classmethod
+    def from_entry(
+        cls, stream: str, entry_id: str, fields: dict[str, str], replayed_as: str | None
+    ) -> DeadLetter:
+        return cls(
+            id=entry_id,
+            stream=stream,
+            original_id=fields.get("original_id", "?"),
+            group=fields.get("group", "?"),
+            reason=fields.get("reason", ""),
+            deliveries=int(fields.get("deliveries") or 0),
+            fields={k: v for k, v in fields.items() if k not in DLQ_FIELDS},
+            replayed_as=replayed_as,
+        )
+
+    @property
+    def type(self) -> str:
+        if self.fields.get("type"):
+            return self.fields["type"]
+        try:
+            return str(json.loads(self.fields["envelope"])["type"])
+        except (KeyError, TypeError, ValueError):
+            return "?"
+
+    def line(self) -> str:
+        """One line for ``dlq list``. Phone numbers masked, here as in every log."""
+        reason = mask_phone_numbers(" ".join(self.reason.split()))  # an error spans lines
+        return (
+            f"{self.id}  {self.stream}  original={self.original_id}  type={self.type}"
+            f"  deliveries={self.deliveries}  replayed={self.replayed_as or 'no'}"
+            f"  reason={reason}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """Everything, for ``dlq show``; the envelope decoded when it is JSON. Phone
+        numbers masked, here as in every log."""
+        fields: dict[str, Any] = dict(self.fields)
+        with contextlib.suppress(KeyError, ValueError):
+            fields["envelope"] = json.loads(fields["envelope"])
+        return {
+            "id": self.id,
+            "stream": self.stream,
+            "dlq_stream": dlq_stream(self.stream),
+            "original_id": self.original_id,
+            "group": self.group,
+            "type": self.type,
+            "reason": mask_phone_numbers(self.reason),
+            "deliveries": self.deliveries,
+            "replayed_as": self.replayed_as,
+            "fields": mask_phone_numbers(fields),
+        }
+
+
+async def dead_letters(redis: Redis, group: str, streams: Sequence[str]) -> list[DeadLetter]:
+    """The dead letters of ``group`` on ``streams``, oldest first per stream."""
+    found: list[DeadLetter] = []
+    for stream in streams:
+        replayed = await redis.hgetall(replayed_key(stream))
+        for entry_id, fields in await redis.xrange(dlq_stream(stream)):
+            if fields.get("group") == group:
+                replayed_as = replayed.get(entry_id)
+                found.append(DeadLetter.from_entry(stream, entry_id, fields, replayed_as))
+    return found
+
+
+async def find(redis: Redis, streams: Sequence[str], dlq_id: str) -> DeadLetter | None:
+    """The dead letter ``dlq_id`` on any of ``streams``' dead-letter streams, whatever its
+    group (the caller checks: a wrong group deserves a better answer than "not found")."""
+    for stream in streams:
+        for entry_id, fields in await redis.xrange(dlq_stream(stream), dlq_id, dlq_id, count=1):
+            replayed_as = await redis.hget(replayed_key(stream), entry_id)
+            return DeadLetter.from_entry(stream, entry_id, fields, replayed_as)
+    return None
+
+
+async def replay(redis: Redis, letter: DeadLetter) -> tuple[bool, str]:
+    """Put the dead letter back on its stream for its group only. Returns whether it went
+    now, and the id of the replayed entry (now or earlier)."""
+    fields = {**letter.fields, REPLAY_GROUP_FIELD: letter.group}
+    args = [letter.id, *(item for pair in fields.items() for item in pair)]
+    added, entry_id = await redis.eval(  # type: ignore[misc]
+        _REPLAY, 2, letter.stream, replayed_key(letter.stream), *args
+    )
+    if added:
+        log.info(
+            "dlq.replayed",
+            stream=letter.stream,
+            dead_letter=letter.id,
+            original_id=letter.original_id,
+            group=letter.group,
+            entry_id=entry_id,
+        )
+    return bool(added), entry_id
+
+
+async def purge(redis: Redis, letter: DeadLetter) -> bool:
+    """Delete the dead letter and its replay record; False if it was already gone."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xdel(dlq_stream(letter.stream), letter.id)
+        pipe.hdel(replayed_key(letter.stream), letter.id)
+        deleted, _ = await pipe.execute()
+    if deleted:
+        log.info("dlq.purged", stream=letter.stream, dead_letter=letter.id, group=letter.group)
+    return bool(deleted)
+
+
+# -- the commands ------------------------------------------------------------------------
+
+
+def _not_found(dlq_id: str, streams: Sequence[str]) -> int:
+    print(f"no dead letter {dlq_id} on {', '.join(map(dlq_stream, streams))}", file=sys.stderr)
+    return 1
+
+
+def _is_ours(letter: DeadLetter, group: str) -> bool:
+    if letter.group == group:
+        return True
+    print(
+        f"dead letter {letter.id} belongs to consumer group {letter.group}, not {group}:"
+        " use that service's `dlq` command",
+        file=sys.stderr,
+    )
+    return False
+
+
+async def list_command(redis: Redis, group: str, streams: Sequence[str]) -> int:
+    letters = await dead_letters(redis, group, streams)
+    for letter in letters:
+        print(letter.line())
+    if not letters:
+        print(f"no dead letters for group {group} on {', '.join(streams)}")
+    return 0
+
+
+async def show_command(redis: Redis, group: str, streams: Sequence[str], dlq_id: str) -> int:
+    letter = await find(redis, streams, dlq_id)
+    if letter is None:
+        return _not_found(dlq_id, streams)
+    if not _is_ours(letter, group):
+        return 1
+    print(json.dumps(letter.as_json(), indent=2, ensure_ascii=False))
+    return 0
+
+
+async def replay_command(
+    redis: Redis, group: str, streams: Sequence[str], dlq_id: str | None
+) -> int:
+    """``dlq_id``, or every dead letter of the group not replayed yet when None."""
+    if dlq_id is not None:
+        letter = await find(redis, streams, dlq_id)
+        if letter is None:
+            return _not_found(dlq_id, streams)
+        if not _is_ours(letter, group):
+            return 1
+        letters = [letter]
+    else:
+        letters = await dead_letters(redis, group, streams)
+    count = 0
+    for letter in letters:
+        added, entry_id = await replay(redis, letter)
+        if added:
+            count += 1
+            print(f"replayed {letter.id} to {letter.stream} as {entry_id} (group {group} only)")
+        elif dlq_id is not None:
+            print(f"{letter.id} was already replayed as {entry_id}: nothing done")
+    if dlq_id is None:
+        print(f"{count} dead letters replayed, {len(letters) - count} already replayed before")
+    return 0
+
+
+async def purge_command(
+    redis: Redis, group: str, streams: Sequence[str], dlq_id: str | None
+) -> int:
+    """``dlq_id``, or every dead letter of the group when None. Purging what is not there
+    is not an error: the end state is the one asked for."""
+    if dlq_id is not None:
+        letter = await find(redis, streams, dlq_id)
+        if letter is None:
+            print(f"no dead letter {dlq_id}: nothing to purge")
+            return 0
+        if not _is_ours(letter, group):
+            return 1
+        letters = [letter]
+    else:
+        letters = await dead_letters(redis, group, streams)
+    count = 0
+    for letter in letters:
+        if await purge(redis, letter):
+            count += 1
+            print(f"purged {letter.id} from {dlq_stream(letter.stream)}")
+    if dlq_id is None or count == 0:
+        print(f"{count} dead letters purged")
+    return 0
