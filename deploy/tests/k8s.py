@@ -23,6 +23,10 @@ SERVICES = sorted(p.parent.name for p in (REPO / "services").glob("*/Dockerfile"
 # ... and those with migrations own a Postgres schema.
 WITH_DATABASE = {s for s in SERVICES if (REPO / "services" / s / "migrations").is_dir()}
 
+# Custom resources kubernetes-validate has no schema for (KEDA's) are validated against
+# JSON Schemas kept here instead: <group's first label>/<kind>-<that label>-<version>.json.
+SCHEMAS = REPO / "deploy" / "schemas"
+
 Obj = dict[str, Any]
 
 
@@ -71,3 +75,11 @@ def containers(workload: Obj) -> list[Obj]:
 def main_container(workload: Obj) -> Obj:
     (app,) = [c for c in pod_spec(workload)["containers"] if c["name"] == "app"]
     return app
+
+
+def vendored_schema(obj: Obj) -> Path | None:
+    """The repository's JSON Schema for a custom resource's kind, if it has one."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    label = group.split(".")[0]
+    path = SCHEMAS / label / f"{obj['kind'].lower()}-{label}-{version}.json"
+    return path if group and path.exists() else None
