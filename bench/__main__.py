@@ -53,6 +53,20 @@ def versions(stack) -> tuple[str, str]:
     )
 
 
+def metrics_cost_us() -> float:
+    """What every request's metrics cost (shared.http: a counter and a histogram), in
+    microseconds: the best of five timeit rounds."""
+    import timeit
+
+    from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+    def record() -> None:
+        HTTP_REQUESTS.labels("/bench", "GET", "200").inc()
+        HTTP_DURATION.labels("/bench", "GET").observe(0.01)
+
+    return min(timeit.repeat(record, number=20_000, repeat=5)) / 20_000 * 1e6
+
+
 class Bench:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
@@ -184,8 +198,9 @@ class Bench:
         self.r["busy_before"] = wait_for_quiet(0 if self.quick else 60)
         self.stack_steps()
         self.worker_steps()
-        self.say("RSS of the imports alone")
+        self.say("RSS of the imports alone; the cost of a request's metrics")
         self.r["imports"] = import_rss(IMPORTS)
+        self.r["metrics_us"] = metrics_cost_us()
         for step, groups in self.r["load"].items():
             self.say(f"CPU in {step}: " + ", ".join(f"{k} {v:.0f}%" for k, v in groups.items()))
         self.r["elapsed"] = time.perf_counter() - self.started
