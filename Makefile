@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium wrk run test bench lint format clean
+.PHONY: install chromium promtool wrk run test bench lint format clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): constraints.txt requirements-dev.txt shared/pyproject.toml $(foreach s
 run: install
 	@$(PY) -m dev run
 
-test: install chromium
+test: install chromium promtool
 	@$(PY) -m dev test $(ARGS)
 
 # The browser tests (tests/browser) drive Debian's chromium; nothing downloads a browser.
@@ -38,6 +38,22 @@ chromium:
 		else \
 			cat $$log; rm -f $$log; \
 			echo "warning: chromium could not be installed; the browser tests will fail"; \
+		fi; \
+	fi
+
+# The alert rules (deploy/observability) are checked with promtool, from Debian's prometheus
+# package (nothing is started); installed here when missing and we are root with apt-get.
+promtool:
+	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's prometheus for promtool (apt-get)..."; \
+		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+		if apt-get install -y -qq --no-install-recommends prometheus >$$log 2>&1 \
+			|| { apt-get update -qq >>$$log 2>&1 \
+				&& apt-get install -y -qq --no-install-recommends prometheus >>$$log 2>&1; }; then \
+			rm -f $$log; \
+		else \
+			cat $$log; rm -f $$log; \
+			echo "warning: promtool could not be installed; the alert rules test will fail"; \
 		fi; \
 	fi
 
