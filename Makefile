@@ -25,57 +25,41 @@ run: install
 test: install chromium promtool
 	@$(PY) -m dev test $(ARGS)
 
-# The browser tests (tests/browser) drive Debian's chromium; nothing downloads a browser.
-# Installed here when it is missing and we are root with apt-get; when it cannot be, those
-# tests fail and say why.
-chromium:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium for the browser tests (apt-get)..."; \
+# Tools from Debian that some targets need, installed when missing and we are root with
+# apt-get (nothing downloads them from anywhere else); when one cannot be, what needs it
+# fails and says why. $(call debian,COMMAND,PACKAGE,WHAT NEEDS IT)
+define debian
+	@if ! command -v $(1) >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $(2) for $(3) (apt-get)..."; \
 		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
-		if apt-get update -qq >$$log 2>&1 \
-			&& apt-get install -y -qq --no-install-recommends chromium >>$$log 2>&1; then \
-			rm -f $$log; \
-		else \
-			cat $$log; rm -f $$log; \
-			echo "warning: chromium could not be installed; the browser tests will fail"; \
-		fi; \
-	fi
-
-# The alert rules (deploy/observability) are checked with promtool, from Debian's prometheus
-# package (nothing is started); installed here when missing and we are root with apt-get.
-promtool:
-	@if ! command -v promtool >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's prometheus for promtool (apt-get)..."; \
-		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
-		if apt-get install -y -qq --no-install-recommends prometheus >$$log 2>&1 \
+		if apt-get install -y -qq --no-install-recommends $(2) >$$log 2>&1 \
 			|| { apt-get update -qq >>$$log 2>&1 \
-				&& apt-get install -y -qq --no-install-recommends prometheus >>$$log 2>&1; }; then \
+				&& apt-get install -y -qq --no-install-recommends $(2) >>$$log 2>&1; }; then \
 			rm -f $$log; \
 		else \
 			cat $$log; rm -f $$log; \
-			echo "warning: promtool could not be installed; the alert rules test will fail"; \
+			echo "warning: $(2) could not be installed; $(3) will fail"; \
 		fi; \
 	fi
+endef
+
+# The browser tests (tests/browser) drive Debian's chromium; nothing downloads a browser.
+chromium:
+	$(call debian,chromium,chromium,the browser tests)
+
+# The alert rules (deploy/observability) are checked with promtool, from Debian's
+# prometheus package (nothing is started).
+promtool:
+	$(call debian,promtool,prometheus,the alert rules test)
 
 # Every benchmark in one run (~5 minutes): starts its own stack, prints the tables and
 # writes BENCHMARKS.md and docs/bench-latency.png. `$(PY) -m bench --quick` checks the harness.
 bench: install wrk
 	$(PY) -m bench
 
-# The HTTP rows are measured with Debian's wrk, as the reference service's were; installed
-# here when it is missing and we are root with apt-get.
+# The HTTP rows are measured with Debian's wrk, as the reference service's were.
 wrk:
-	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's wrk for the benchmarks (apt-get)..."; \
-		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
-		if apt-get install -y -qq --no-install-recommends wrk >$$log 2>&1 \
-			|| { apt-get update -qq >>$$log 2>&1 \
-				&& apt-get install -y -qq --no-install-recommends wrk >>$$log 2>&1; }; then \
-			rm -f $$log; \
-		else \
-			cat $$log; rm -f $$log; \
-		fi; \
-	fi
+	$(call debian,wrk,wrk,the benchmarks)
 	@command -v wrk >/dev/null || { echo "error: wrk is required (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
 
 lint: install
