@@ -45,6 +45,11 @@ REPLAY_GROUP_FIELD = "replay_group"
 DbHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
 
 
+def dlq_stream(stream: str) -> str:
+    """Where a consumer puts the entries of ``stream`` it gave up on."""
+    return f"{stream}.dlq"
+
+
 def consumer_name(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}"
 
@@ -123,7 +128,7 @@ class StreamConsumer:
     async def _dead_letter(self, entry: _Entry, reason: str, deliveries: int) -> None:
         # XADD before XACK: a crash in between leaves a duplicate, never a loss.
         await self.redis.xadd(
-            f"{entry.stream}.dlq",
+            dlq_stream(entry.stream),
             {
                 **entry.fields,
                 "original_id": entry.entry_id,
@@ -303,7 +308,7 @@ class StreamConsumer:
                 if group["name"] == self.group:
                     metrics.GROUP_LAG.labels(stream, self.group).set(group.get("lag") or 0)
                     metrics.GROUP_PENDING.labels(stream, self.group).set(group["pending"])
-            metrics.DEAD_LETTERS.labels(stream).set(await self.redis.xlen(f"{stream}.dlq"))
+            metrics.DEAD_LETTERS.labels(stream).set(await self.redis.xlen(dlq_stream(stream)))
 
     async def run(self, stop: asyncio.Event, shutdown_timeout: float = 30.0) -> None:
         """Consume until ``stop`` is set, then let in-flight entries finish."""

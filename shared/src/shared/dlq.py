@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from shared.consumer import REPLAY_GROUP_FIELD
+from shared.consumer import REPLAY_GROUP_FIELD, dlq_stream
 from shared.logging import mask_phone_numbers
 
 log = structlog.get_logger(__name__)
@@ -45,10 +45,6 @@ local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {1, id}
 """
-
-
-def dlq_stream(stream: str) -> str:
-    return f"{stream}.dlq"
 
 
 def replayed_key(stream: str) -> str:
@@ -191,6 +187,19 @@ def _is_ours(letter: DeadLetter, group: str) -> bool:
     return False
 
 
+async def _chosen(
+    redis: Redis, group: str, streams: Sequence[str], dlq_id: str | None
+) -> list[DeadLetter] | None:
+    """What a command acts on: the dead letter ``dlq_id`` ([] when there is none), or
+    every one of the group's when None. None when ``dlq_id`` is another group's (said)."""
+    if dlq_id is None:
+        return await dead_letters(redis, group, streams)
+    letter = await find(redis, streams, dlq_id)
+    if letter is None:
+        return []
+    return [letter] if _is_ours(letter, group) else None
+
+
 async def list_command(redis: Redis, group: str, streams: Sequence[str]) -> int:
     letters = await dead_letters(redis, group, streams)
     for letter in letters:
@@ -201,12 +210,12 @@ async def list_command(redis: Redis, group: str, streams: Sequence[str]) -> int:
 
 
 async def show_command(redis: Redis, group: str, streams: Sequence[str], dlq_id: str) -> int:
-    letter = await find(redis, streams, dlq_id)
-    if letter is None:
-        return _not_found(dlq_id, streams)
-    if not _is_ours(letter, group):
+    letters = await _chosen(redis, group, streams, dlq_id)
+    if letters is None:
         return 1
-    print(json.dumps(letter.as_json(), indent=2, ensure_ascii=False))
+    if not letters:
+        return _not_found(dlq_id, streams)
+    print(json.dumps(letters[0].as_json(), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -214,15 +223,11 @@ async def replay_command(
     redis: Redis, group: str, streams: Sequence[str], dlq_id: str | None
 ) -> int:
     """``dlq_id``, or every dead letter of the group not replayed yet when None."""
-    if dlq_id is not None:
-        letter = await find(redis, streams, dlq_id)
-        if letter is None:
-            return _not_found(dlq_id, streams)
-        if not _is_ours(letter, group):
-            return 1
-        letters = [letter]
-    else:
-        letters = await dead_letters(redis, group, streams)
+    letters = await _chosen(redis, group, streams, dlq_id)
+    if letters is None:
+        return 1
+    if dlq_id is not None and not letters:
+        return _not_found(dlq_id, streams)
     count = 0
     for letter in letters:
         added, entry_id = await replay(redis, letter)
@@ -241,16 +246,12 @@ async def purge_command(
 ) -> int:
     """``dlq_id``, or every dead letter of the group when None. Purging what is not there
     is not an error: the end state is the one asked for."""
-    if dlq_id is not None:
-        letter = await find(redis, streams, dlq_id)
-        if letter is None:
-            print(f"no dead letter {dlq_id}: nothing to purge")
-            return 0
-        if not _is_ours(letter, group):
-            return 1
-        letters = [letter]
-    else:
-        letters = await dead_letters(redis, group, streams)
+    letters = await _chosen(redis, group, streams, dlq_id)
+    if letters is None:
+        return 1
+    if dlq_id is not None and not letters:
+        print(f"no dead letter {dlq_id}: nothing to purge")
+        return 0
     count = 0
     for letter in letters:
         if await purge(redis, letter):

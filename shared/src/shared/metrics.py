@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -30,7 +29,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import error_body
+from shared.errors import Forbidden
 
 log = structlog.get_logger(__name__)
 
@@ -137,15 +136,10 @@ async def _collect(collector: Collector) -> None:
         )
 
 
-_FORBIDDEN = json.dumps(
-    error_body(403, "forbidden", "Metrics are served to the cluster's own network only.")
-).encode()
-
-
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus text format, for peers on private networks only (403 otherwise)."""
     if not _private(request.client.host if request.client else None):
-        return Response(content=_FORBIDDEN, status_code=403, media_type="application/json")
+        raise Forbidden("Metrics are served to the cluster's own network only.")
     await asyncio.gather(*(_collect(c) for c in list(_collectors)))
     return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from billing import metrics, service
+from billing import metrics, repository, service
 from billing.api import router
 from billing.service import BillingContext
 from billing.settings import Settings
@@ -49,10 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
 
             async def backlog() -> None:
                 async with runtime.pool.connection() as conn:
-                    cur = await conn.execute(
-                        "SELECT count(*) FROM stripe_events WHERE processed_at IS NULL"
-                    )
-                    metrics.REPROCESS_BACKLOG.set((await cur.fetchone())[0])
+                    metrics.REPROCESS_BACKLOG.set(await repository.count_unprocessed(conn))
 
             remove_collector = on_scrape(backlog)
             try:

@@ -328,3 +328,9 @@ async def projection_rows(conn: AsyncConnection) -> dict[str, list[tuple]]:
     subs = await conn.execute(f"SELECT {_SUB} FROM subscriptions ORDER BY stripe_subscription_id")
     plans = await conn.execute(f"SELECT {_PLAN}, tier FROM plans ORDER BY user_id")
     return {"subscriptions": await subs.fetchall(), "plans": await plans.fetchall()}
+
+
+async def count_unprocessed(conn: AsyncConnection) -> int:
+    """Stored events not applied yet, whether or not the reprocessing loop still tries."""
+    cur = await conn.execute("SELECT count(*) FROM stripe_events WHERE processed_at IS NULL")
+    return (await cur.fetchone())[0]
