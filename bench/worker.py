@@ -110,7 +110,12 @@ LEVELS = [(16, 160), (64, 500), (256, 1500)]
 
 
 def _level(
-    label: str, pids: dict[str, int], redis_url: str, messages: int, concurrency: int
+    label: str,
+    pids: dict[str, int],
+    redis_url: str,
+    messages: int,
+    concurrency: int,
+    processes: int = 1,
 ) -> dict:
     with Watch(pids) as watch:
         try:
@@ -120,6 +125,7 @@ def _level(
             figures["error"] = str(exc)[:300]
     figures.update(
         label=label,
+        processes=processes,
         cpu=watch.cpu_percent,
         machine_cpu=watch.machine_cpu_percent,
         groups=watch.groups,
@@ -173,5 +179,5 @@ def scaling(*, quick: bool = False, profile_seconds: float = 0.0) -> dict:
             second.wait_healthy(60)
             pids = {**pids, "ai-worker 2": second.processes["ai-worker"].pid}
             label = f"two ai-worker processes, concurrency {concurrency} each"
-            out["levels"].append(_level(label, pids, url, 2 * messages, 2 * concurrency))
+            out["levels"].append(_level(label, pids, url, 2 * messages, 2 * concurrency, 2))
     return out
