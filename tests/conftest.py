@@ -10,14 +10,26 @@ from pathlib import Path
 import pytest
 
 from dev.stack import LOCAL_CLIENT_LIMITS, Stack, free_port
+from shared.testing.otlp import Receiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 BASIC_LIMIT = 3
 
 
 @pytest.fixture(scope="session")
+def traces() -> Iterator[Receiver]:
+    """Where the stack's services send their spans (OTLP over HTTP)."""
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def stack(
-    database_url: str, redis_url: str, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str,
+    redis_url: str,
+    jwt_secret: str,
+    traces: Receiver,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     # Its own Redis database: the in-process suites use the streams of db 15 with the
     # same consumer group names, and must not share them with these processes.
@@ -43,16 +55,24 @@ def stack(
         GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_SIM_TOKEN_DELAY_MS="20",
         BASIC_TIER_DAILY_PROMPT_LIMIT=str(BASIC_LIMIT),
-        # Short deadlines, so crash recovery is observable within a test.
+        # Short deadlines, so crash recovery and dead letters are observable within a test.
         CLAIM_IDLE_SECONDS="5",
+        MAX_DELIVERIES="3",
         RECONCILE_INTERVAL_SECONDS="1",
         RECONCILE_AFTER_SECONDS="60",
         RETRY_BUDGET_SECONDS="20",
         OTP_DELIVERY="response",
         LOG_LEVEL="INFO",
+        # Tracing on, as in production with a collector: every e2e test runs through it,
+        # and tests/e2e/test_tracing.py reads the spans. Exported every 200 ms.
+        OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     env.update(LOCAL_CLIENT_LIMITS)
-    log_dir = ARTIFACTS / "e2e-logs"
+    # Two sessions sharing a machine (E2E_REDIS_DB) keep their logs apart too.
+    log_dir = ARTIFACTS / (
+        "e2e-logs" + (f"-db{os.environ['E2E_REDIS_DB']}" if "E2E_REDIS_DB" in os.environ else "")
+    )
     for old in log_dir.glob("*.log"):
         old.unlink()
     with Stack(env, log_dir=log_dir, cwd=tmp_path_factory.mktemp("stack")) as running:

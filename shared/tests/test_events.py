@@ -56,6 +56,7 @@ def test_round_trip_keeps_every_field():
         "occurredAt",
         "producer",
         "correlationId",
+        "traceContext",  # null: tracing is off (shared/tests/test_tracing.py)
         "payload",
     }
     assert wire["payload"]["replyId"] == str(event.reply_id)

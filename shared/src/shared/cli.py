@@ -18,7 +18,7 @@ import uvicorn
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from shared import dlq
+from shared import dlq, tracing
 from shared.db import schema_conninfo
 from shared.logging import configure_logging
 from shared.migrations import MIGRATION_STATES, MigrationError, migrate, migration_status
@@ -94,6 +94,7 @@ def main(
         return
 
     log.info("service.starting", host=settings.host, port=settings.port, env=settings.app_env)
+    tracing.configure_tracing(service)
     uvicorn.run(create_app(settings), **server_options(settings))
 
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.aio import sleep_unless
 from shared.db import UnitOfWork
 from shared.events.envelope import Envelope, Event, UnknownEventType, decode
@@ -171,17 +171,28 @@ class StreamConsumer:
         if envelope.type not in self.types:
             await self.redis.xack(entry.stream, self.group, entry.entry_id)
             return
-        with structlog.contextvars.bound_contextvars(
-            event_id=str(envelope.id),
-            event_type=envelope.type,
-            correlation_id=envelope.correlation_id,
+        # The request id of the request that raised the event: one key in every log line.
+        with (
+            structlog.contextvars.bound_contextvars(
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+                request_id=envelope.correlation_id,
+            ),
+            tracing.consuming(
+                envelope.trace_context,
+                event_type=envelope.type,
+                event_id=str(envelope.id),
+                stream=entry.stream,
+                group=self.group,
+            ),
         ):
             started = time.perf_counter()
             try:
                 await self.process(envelope, event, entry.stream)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                tracing.failed(exc)
                 # Left pending: retried after claim_idle_ms, dead-lettered after max_deliveries.
                 log.exception(
                     "consumer.handler_failed", stream=entry.stream, entry_id=entry.entry_id

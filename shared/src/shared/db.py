@@ -16,6 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from shared import tracing
+
 log = structlog.get_logger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -40,6 +42,7 @@ async def open_pool(
         open=False,
         timeout=10,
         name=schema,
+        configure=tracing.instrument_connection if tracing.enabled() else None,
     )
     await pool.open(wait=True, timeout=30)
     return pool

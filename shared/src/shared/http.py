@@ -27,6 +27,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tracing
 from shared.errors import error_body, install_error_handlers
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS, metrics_endpoint, route_of
 
@@ -245,13 +246,15 @@ def create_app(
     version: str = "1.0.0",
     openapi_url: str | None = "/openapi.json",
     docs_url: str | None = "/docs",
+    public: bool = False,
 ) -> FastAPI:
     """A FastAPI app with our middleware, error envelope and ``/healthz`` + ``/readyz``.
 
     ``readiness(app)`` returns the named checks ``/readyz`` runs; each raises when its
     dependency is down. ``/readyz`` lists each check's result only with
     ``readiness_details`` (``settings.show_readiness_details``); without, it says ready or
-    not ready and nothing else, and the log names what failed.
+    not ready and nothing else, and the log names what failed. ``public``: the app faces
+    the internet (the gateway; see :func:`shared.tracing.instrument_app`).
     """
     app = FastAPI(
         title=title,
@@ -264,6 +267,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestGuardMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
+    tracing.instrument_app(app, public=public)  # outermost: its span covers the whole request
 
     # Prometheus, on the service's own port (the gateway does not route it anywhere).
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)

@@ -2,7 +2,9 @@
 
 Standard-library loggers (uvicorn, psycopg, ...) are routed through the same processors, so
 every line a service prints has one format. The request id of the current request is added
-to every line logged while it is handled. Phone numbers never reach the output: anything
+to every line logged while it is handled (``request_id``; a consumer's lines carry the id of
+the request that raised the event under the same key), and with tracing on, the trace id
+(``trace_id``). Phone numbers never reach the output: anything
 shaped like an E.164 number, in any field or exception text, is masked (``+91******7373``).
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 import orjson
 import structlog
 from asgi_correlation_id.context import correlation_id
+
+from shared import tracing
 
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
 
@@ -47,6 +51,14 @@ def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
+def _add_trace_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """The trace of the span the line is written in, when tracing is on."""
+    trace_id = tracing.current_trace_id()
+    if trace_id:
+        event_dict.setdefault("trace_id", trace_id)
+    return event_dict
+
+
 def configure_logging(service: str, *, level: str = "INFO", json: bool = False) -> None:
     """Our own log lines go straight from structlog to stderr (a level check that costs
     nothing below the level, the processors, one write): no stdlib ``LogRecord`` and
@@ -66,6 +78,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = False) 
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_request_id,
+        _add_trace_id,
         structlog.processors.StackInfoRenderer(),
         # Tracebacks become text here, so the masking below reaches them too.
         structlog.processors.format_exc_info,

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.aio import sleep_unless
 from shared.db import schema_conninfo
 from shared.events.envelope import Event, encode, to_json
@@ -134,7 +134,8 @@ class OutboxRelay:
                     approximate=True,
                 )
             # Raises on any failure: the transaction rolls back and nothing is marked.
-            await pipe.execute()
+            with tracing.publishing([row[1:] for row in rows]):
+                await pipe.execute()
             await conn.execute(
                 "UPDATE outbox SET published_at = now(), publish_count = publish_count + 1"
                 " WHERE id = ANY(%s)",

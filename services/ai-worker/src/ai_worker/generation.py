@@ -40,7 +40,7 @@ from tenacity import (
 from ai_worker import metrics
 from ai_worker.settings import Settings
 from ai_worker.stops import StopRequested
-from shared import replies
+from shared import replies, tracing
 from shared.events import HistoryTurn, MessageQueued, TokenUsage
 
 log = structlog.get_logger(__name__)
@@ -448,7 +448,18 @@ class ReplyGenerator:
         started = asyncio.get_running_loop().time()
         metrics.IN_FLIGHT.inc()
         try:
-            outcome = await self._generate(event, stopped)
+            model = {"gen_ai.request.model": self.settings.gemini_model}
+            with tracing.span("gemini generate", model):
+                outcome = await self._generate(event, stopped)
+                tracing.annotate(
+                    status=outcome.status,
+                    attempts=outcome.attempts,
+                    reason=outcome.reason or None,
+                    **{
+                        "gen_ai.usage.input_tokens": outcome.usage.prompt_tokens,
+                        "gen_ai.usage.output_tokens": outcome.usage.output_tokens,
+                    },
+                )
         finally:
             metrics.IN_FLIGHT.dec()
         metrics.GENERATION.labels(outcome.status).observe(

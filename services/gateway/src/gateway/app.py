@@ -21,6 +21,7 @@ from gateway.openapi import TITLE, MergedOpenAPI
 from gateway.proxy import Proxy, unavailable, upstream_session
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
+from shared import tracing
 from shared.errors import error_response
 from shared.http import ReadinessCheck, RequestLogMiddleware
 from shared.http import create_app as create_service_app
@@ -81,6 +82,7 @@ async def gateway_endpoint(request: Request) -> Response:
     request.scope["metrics_route"] = UNMATCHED
     route = ROUTE_TABLE.resolve(request.method, request.scope["path"])
     request.scope["metrics_route"] = route.path
+    tracing.name_route(request.method, route.path)
     state = request.app.state
     proxy: Proxy = state.proxy
     if route.upstream not in proxy.urls:
@@ -180,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
         readiness_details=settings.show_readiness_details,
         openapi_url=None,  # the gateway serves the merged document instead
         docs_url=None,
+        public=True,
     )
     app.state.settings = settings
     # CORS inside the request-id middleware, so preflights carry X-Request-ID too, and

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared import tracing
+
 Payload = dict[str, Any]
 
 
@@ -41,6 +43,9 @@ class Envelope(BaseModel):
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC), alias="occurredAt")
     producer: str
     correlation_id: str | None = Field(default=None, alias="correlationId")
+    # W3C trace context (traceparent, tracestate) of the span that raised the event, when
+    # tracing is on (shared/tracing.py): its consumers' spans join that trace.
+    trace_context: dict[str, str] | None = Field(default=None, alias="traceContext")
     payload: Payload
 
 
@@ -72,6 +77,7 @@ def encode(event: Event, *, producer: str, correlation_id: str | None = None) ->
         version=event.VERSION,
         producer=producer,
         correlation_id=correlation_id,
+        trace_context=tracing.current_context(),
         payload=event.model_dump(mode="json", by_alias=True),
     )
 
