@@ -562,17 +562,53 @@ def pod_labels(objects: list[Obj]) -> dict[str, dict[str, str]]:
     return {s: deployment(objects, s)["spec"]["template"]["metadata"]["labels"] for s in SERVICES}
 
 
+# The peers in other namespaces that a policy may name: (namespace labels, pod labels).
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+NAMED_PEERS = {
+    "prometheus": (MONITORING, {"app.kubernetes.io/name": "prometheus"}),
+    "otel-collector": (MONITORING, {"app.kubernetes.io/name": "opentelemetry-collector"}),
+}
+OTLP_HTTP = ("TCP", 4318)
+
+
+def named_peer(peer: Obj) -> str | None:
+    """The NAMED_PEERS entry a peer selects exactly (and nothing more), if any."""
+    for name, (namespace, pod) in NAMED_PEERS.items():
+        exact = {
+            "namespaceSelector": {"matchLabels": namespace},
+            "podSelector": {"matchLabels": pod},
+        }
+        if peer == exact:
+            return name
+    return None
+
+
 def peers(rule_peers: list[Obj] | None, labels: dict[str, dict[str, str]]) -> set[str]:
-    """What a rule's from/to allows: service names, or "anywhere" outside our pods."""
+    """What a rule's from/to allows: service names, NAMED_PEERS, or "anywhere" for any
+    other peer outside our pods."""
     if not rule_peers:
-        return {"anywhere", *labels}
+        return {"anywhere", *labels, *NAMED_PEERS}
     found: set[str] = set()
     for peer in rule_peers:
         if "podSelector" in peer and "namespaceSelector" not in peer and "ipBlock" not in peer:
             found |= {s for s, lab in labels.items() if selects(peer["podSelector"], lab)}
         else:
-            found.add("anywhere")
+            found.add(named_peer(peer) or "anywhere")
     return found
+
+
+def ports_of(rule: Obj) -> set[Any]:
+    """(protocol, port) of each port a rule opens ("any" for a range's or a protocol's
+    every port), or "any" when it names none: every port of every protocol."""
+    opened: set[Any] = set()
+    for port in rule.get("ports", []):
+        number = port.get("port", "any") if "endPort" not in port else "any"
+        opened.add((port.get("protocol", "TCP"), number))
+    return opened or {"any"}
+
+
+def every_port(opened: set[Any]) -> bool:
+    return any(p == "any" or p[1] == "any" for p in opened)
 
 
 def allowed(objects: list[Obj], service: str, direction: str) -> list[tuple[set[str], Any]]:
@@ -585,9 +621,13 @@ def allowed(objects: list[Obj], service: str, direction: str) -> list[tuple[set[
             continue
         key = "from" if direction == "ingress" else "to"
         for rule in spec.get(direction, []):
-            ports = {p["port"] for p in rule.get("ports", [])} or {"any"}
-            rules.append((peers(rule.get(key), labels), ports))
+            rules.append((peers(rule.get(key), labels), ports_of(rule)))
     return rules
+
+
+def naming(rules: list[tuple[set[str], Any]], peer: str) -> list[tuple[set[str], Any]]:
+    """The rules that open a path to ``peer`` by name, not as part of "anywhere"."""
+    return [(p, ports) for p, ports in rules if peer in p and "anywhere" not in p]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -599,8 +639,14 @@ def test_all_traffic_is_denied_by_default(rendered: dict[str, list[Obj]], overla
 
 
 # Who may reach each service's pods, in every overlay: the gateway from anywhere; auth from
-# the gateway and the services that ask it for revocation times; the others from the gateway.
-INGRESS_FROM = {"auth": {"gateway", "chat", "billing"}, "chat": {"gateway"}, "billing": {"gateway"}}
+# the gateway and the services that ask it for revocation times; chat and billing from the
+# gateway; all of them from Prometheus (/metrics).
+INGRESS_FROM = {
+    "auth": {"gateway", "chat", "billing", "prometheus"},
+    "chat": {"gateway", "prometheus"},
+    "billing": {"gateway", "prometheus"},
+    "ai-worker": {"prometheus"},
+}
 # Which of our services each one reaches inside the cluster.
 REACHES = {
     "gateway": {"auth", "chat", "billing"},
@@ -621,8 +667,22 @@ def test_only_the_gateway_can_be_reached_from_outside(
         if service == "gateway":
             continue
         sources = set().union(*(p for p, _ in allowed(objects, service, "ingress")))
-        assert sources == INGRESS_FROM.get(service, set()), f"{service} is reachable from {sources}"
-    assert not allowed(objects, "ai-worker", "ingress")
+        assert sources == INGRESS_FROM[service], f"{service} is reachable from {sources}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_reaches_every_service_on_its_http_port_only(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    for service in SERVICES:
+        names = {p["name"] for p in main_container(deployment(objects, service))["ports"]}
+        assert "http" in names, f"{service} has no http port to serve /metrics on"
+        rules = naming(allowed(objects, service, "ingress"), "prometheus")
+        assert rules, f"Prometheus cannot scrape {service}"
+        for sources, opened in rules:
+            assert sources == {"prometheus"}, f"{service}: {sources}"
+            assert opened == {("TCP", "http")}, f"{service}: Prometheus may reach {opened}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -633,12 +693,60 @@ def test_services_reach_postgres_redis_and_only_the_services_they_call(
     for service in SERVICES:
         rules = allowed(objects, service, "egress")
         outside = set().union(*(ports for p, ports in rules if "anywhere" in p))
-        assert "any" not in outside, f"{service} may reach any port outside"
-        assert 6379 in outside, f"{service} cannot reach Redis"
-        assert (5432 in outside) == (service in WITH_DATABASE), f"{service} and Postgres"
-        assert 53 in outside  # DNS
-        in_cluster = set().union(*(p for p, _ in rules if "anywhere" not in p))
-        assert in_cluster == REACHES[service] & set(SERVICES), f"{service} reaches {in_cluster}"
+        assert not every_port(outside), f"{service} may reach any port outside"
+        assert ("TCP", 6379) in outside, f"{service} cannot reach Redis"
+        has_postgres = ("TCP", 5432) in outside
+        assert has_postgres == (service in WITH_DATABASE), f"{service} and Postgres"
+        assert ("UDP", 53) in outside  # DNS
+        named = set().union(*(p for p, _ in rules if "anywhere" not in p))
+        expected = REACHES[service] | {"otel-collector"}
+        assert named == expected, f"{service} reaches {named}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_reach_the_trace_collector_on_otlp_http_only(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    for service in SERVICES:
+        rules = allowed(objects, service, "egress")
+        to_collector = naming(rules, "otel-collector")
+        assert to_collector, f"{service} cannot export its spans"
+        for destinations, opened in to_collector:
+            assert destinations == {"otel-collector"}, f"{service}: {destinations}"
+            assert opened == {OTLP_HTTP}, f"{service} may reach the collector on {opened}"
+        # ... and 4318 is not open to any other namespace.
+        outside = set().union(*(ports for p, ports in rules if "anywhere" in p))
+        assert OTLP_HTTP not in outside, f"{service} may send OTLP anywhere"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_tracing_is_off_by_default_and_the_hint_points_where_the_policies_allow(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    for service in SERVICES:
+        for container in containers(deployment(rendered[overlay], service)):
+            assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in container_env(
+                rendered[overlay], overlay, container
+            ), service
+    config = (K8S / "base" / "config.env").read_text()
+    (hint,) = re.findall(r"^# OTEL_EXPORTER_OTLP_ENDPOINT=(\S+)$", config, flags=re.MULTILINE)
+    url = urlsplit(hint)
+    _, namespace = (url.hostname or "").split(".")
+    assert {"kubernetes.io/metadata.name": namespace} == NAMED_PEERS["otel-collector"][0]
+    assert ("TCP", url.port) == OTLP_HTTP
+    # Uncommented, it is a key test_every_variable_a_service_is_given_is_one_of_its_settings
+    # accepts (the services read it from the environment, not as a setting).
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in env_example_names()
+
+
+def test_the_policies_header_lists_the_monitoring_paths() -> None:
+    policies = (K8S / "components" / "network-policies" / "policies.yaml").read_text()
+    header = policies.split("\napiVersion:", 1)[0]
+    text = " ".join(" ".join(line.lstrip("#").split()) for line in header.splitlines())
+    assert "Prometheus -> every service's http port (/metrics)" in text
+    assert "every service -> the OpenTelemetry collector (OTLP/HTTP, TCP 4318)" in text
+    assert "namespace `monitoring`" in text
 
 
 def test_auths_internal_routes_are_said_to_be_cluster_only() -> None:
