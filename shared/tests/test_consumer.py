@@ -107,7 +107,9 @@ async def test_poison_entry_is_dead_lettered_while_others_flow(redis, stream):
     assert sorted(seen) == sorted(json.loads(g)["id"] for g in good)
     [(_, dead)] = await redis.xrange(f"{stream}.dlq")
     assert json.loads(dead["envelope"])["id"] == poison["id"]
-    assert int(dead["deliveries"]) > 3
+    # Dead-lettered at its last allowed delivery (max_deliveries=3), with the error.
+    assert int(dead["deliveries"]) == 3
+    assert dead["reason"] == "handler failed: RuntimeError: always fails"
     assert (await redis.xpending(stream, "g"))["pending"] == 0
 
 

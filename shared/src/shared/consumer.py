@@ -23,18 +23,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import StreamIdT
 
 from shared import metrics, tracing
 from shared.aio import sleep_unless
 from shared.db import UnitOfWork
 from shared.events.envelope import Envelope, Event, UnknownEventType, decode
+from shared.redis import StreamEntries
 
 log = structlog.get_logger(__name__)
 
@@ -130,7 +132,7 @@ class StreamConsumer:
         await self.redis.xadd(
             dlq_stream(entry.stream),
             {
-                **entry.fields,
+                **entry.fields,  # type: ignore[dict-item]  # redis-py: fields as an invariant dict
                 "original_id": entry.entry_id,
                 "group": self.group,
                 "reason": reason[:1000],
@@ -148,6 +150,19 @@ class StreamConsumer:
             reason=reason,
             deliveries=deliveries,
         )
+
+    async def _after_failure(self, entry: _Entry, exc: Exception) -> None:
+        """Leave a failed entry pending (retried after claim_idle_ms), unless this was its
+        last allowed delivery: then dead-letter it now, with the error as its reason, so
+        ``dlq list`` says why. (An entry whose handler never returned, its process killed,
+        is dead-lettered when next claimed: see _claim_stale.)"""
+        try:
+            deliveries = await self._deliveries(entry.stream, entry.entry_id)
+            if deliveries >= self.max_deliveries:
+                reason = f"handler failed: {type(exc).__name__}: {exc}".strip()
+                await self._dead_letter(entry, reason, deliveries)
+        except RedisError as redis_error:  # still pending: the claim path decides later
+            log.warning("consumer.failure_not_recorded", error=repr(redis_error))
 
     async def _handle(self, entry: _Entry) -> None:
         if entry.fields.get(REPLAY_GROUP_FIELD, self.group) != self.group:
@@ -193,11 +208,11 @@ class StreamConsumer:
                 raise
             except Exception as exc:
                 tracing.failed(exc)
-                # Left pending: retried after claim_idle_ms, dead-lettered after max_deliveries.
                 log.exception(
                     "consumer.handler_failed", stream=entry.stream, entry_id=entry.entry_id
                 )
                 metrics.EVENTS_HANDLED.labels(entry.stream, self.group, "failed").inc()
+                await self._after_failure(entry, exc)
                 return
             await self.redis.xack(entry.stream, self.group, entry.entry_id)
             metrics.EVENTS_HANDLED.labels(entry.stream, self.group, "ok").inc()
@@ -224,7 +239,7 @@ class StreamConsumer:
             raise
         return [
             _Entry(stream, entry_id, fields)
-            for stream, entries in response or []
+            for stream, entries in cast(StreamEntries, response or [])
             for entry_id, fields in entries
             if fields is not None
         ]
@@ -270,7 +285,7 @@ class StreamConsumer:
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of entries still being processed, so no one reclaims them."""
-        by_stream: dict[str, list[str]] = {}
+        by_stream: dict[str, list[StreamIdT]] = {}
         for entry in self._inflight.values():
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
         for stream, ids in by_stream.items():
