@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium promtool wrk run test bench lint format clean
+.PHONY: install chromium prometheus wrk run observe test bench lint format clean
 
 install: $(STAMP)
 
@@ -22,7 +22,12 @@ $(STAMP): constraints.txt requirements-dev.txt shared/pyproject.toml $(foreach s
 run: install
 	@$(PY) -m dev run
 
-test: install chromium promtool
+# Prometheus scraping the stack `make run` started, with the alert rules loaded (on
+# PROMETHEUS_PORT, default 9090; its data in .data/prometheus): see README, Operations.
+observe: install prometheus
+	@$(PY) -m dev observe
+
+test: install chromium prometheus
 	@$(PY) -m dev test $(ARGS)
 
 # Tools from Debian that some targets need, installed when missing and we are root with
@@ -47,10 +52,10 @@ endef
 chromium:
 	$(call debian,chromium,chromium,the browser tests)
 
-# The alert rules (deploy/observability) are checked with promtool, from Debian's
-# prometheus package (nothing is started).
-promtool:
-	$(call debian,promtool,prometheus,the alert rules test)
+# Debian's prometheus package: `make observe` and the end-to-end test of the dashboard
+# run its prometheus; the alert rules (deploy/observability) are checked with its promtool.
+prometheus:
+	$(call debian,prometheus,prometheus,make observe and the observability tests)
 
 # Every benchmark in one run (~5 minutes): starts its own stack, prints the tables and
 # writes BENCHMARKS.md and docs/bench-latency.png. `$(PY) -m bench --quick` checks the harness.

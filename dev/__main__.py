@@ -1,7 +1,9 @@
 """``python -m dev run`` starts the stack; ``python -m dev test [pytest args]`` runs the tests.
 
 Both find or start Postgres and Redis first (see dev/infra.py) and stop whatever they
-started on the way out, also on Ctrl-C and SIGTERM.
+started on the way out, also on Ctrl-C and SIGTERM. ``python -m dev observe`` starts
+Prometheus scraping the stack ``run`` started (dev/observe.py); ``python -m dev observe
+--screenshot PATH`` saves a picture of that Prometheus's graphs.
 """
 
 from __future__ import annotations
@@ -12,10 +14,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dev.infra import Infra, InfraError, ensure_infra
+from dev.observe import (
+    ALERTS,
+    DEFAULT_PORT,
+    ObserveError,
+    Prometheus,
+    graph_url,
+    scrape_targets,
+    screenshot,
+    screenshot_exprs,
+)
+from dev.proc import port_is_open
 from dev.stack import (
     REPO_ROOT,
     SERVICES,
@@ -27,7 +40,10 @@ from dev.stack import (
     load_env_file,
 )
 
-USAGE = "usage: python -m dev run | python -m dev test [pytest args...]"
+USAGE = (
+    "usage: python -m dev run | python -m dev test [pytest args...]"
+    " | python -m dev observe [--screenshot PATH]"
+)
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
 PYTEST_NO_TESTS = 5
 
@@ -96,16 +112,11 @@ def _notes(env: dict[str, str], infra: Infra, services: list[str]) -> list[str]:
 
 def _metrics_urls(stack: Stack) -> list[str]:
     """Where each service serves /metrics (its own port; the simulators have none)."""
-    return [
-        f"{spec.name} {stack.url(spec.name)}/metrics"
-        for spec in stack.specs
-        if spec.name not in SIMULATORS
-    ]
+    return [f"{name} http://{target}/metrics" for name, target in scrape_targets(stack).items()]
 
 
-def _supervise(stack: Stack, infra: Infra) -> int:
+def _supervise(children: Mapping[str, subprocess.Popen[bytes]]) -> int:
     """Wait until a child exits (1) or we are told to stop (KeyboardInterrupt)."""
-    children = {**infra.processes, **stack.processes}
     while True:
         for name, proc in children.items():
             if proc.poll() is not None:
@@ -135,7 +146,7 @@ def run() -> int:
         for note in _notes(env, infra, services):
             _say(f"note: {note}")
         _say("metrics (Prometheus): " + ", ".join(_metrics_urls(stack)))
-        return _supervise(stack, infra)
+        return _supervise({**infra.processes, **stack.processes})
     except KeyboardInterrupt:
         _say("stopping...")
         return 0
@@ -183,11 +194,70 @@ def test(pytest_args: list[str]) -> int:
     return code
 
 
+def _take_screenshot(prometheus_url: str, path: Path) -> int:
+    try:
+        empty = screenshot(prometheus_url, path)
+    except ObserveError as exc:
+        _say(f"error: {exc}")
+        return 1
+    print(f"saved {path}", flush=True)
+    for expr in empty:
+        _say(f"warning: no data yet for {expr} (send some prompts first): its graph is empty")
+    return 0
+
+
+def observe(argv: list[str]) -> int:
+    """Prometheus scraping the services at the addresses `make run` gives them (the same
+    environment and .env), until Ctrl-C; its data stays in <DATA_DIR>/prometheus."""
+    load_env_file()
+    port = int(os.environ.get("PROMETHEUS_PORT") or DEFAULT_PORT)
+    if argv[:1] == ["--screenshot"] and len(argv) == 2:
+        return _take_screenshot(f"http://127.0.0.1:{port}", Path(argv[1]))
+    if argv:
+        _say(USAGE)
+        return 2
+    stack = Stack(os.environ)  # for the services' addresses: nothing is started
+    targets = scrape_targets(stack)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    prometheus = Prometheus(targets, _data_dir() / "prometheus", port)
+    try:
+        prometheus.start()
+        url = f"http://localhost:{port}"
+        print(f"Prometheus is running at {url}", flush=True)
+        _say(
+            f"scraping {', '.join(targets)} every {prometheus.scrape_interval}; alert rules"
+            f" from {ALERTS.relative_to(REPO_ROOT)} ({url}/alerts); data in {prometheus.data_dir}"
+        )
+        if not port_is_open(stack.port("gateway")):
+            _say(f"note: nothing answers at {stack.url('gateway')}: start the stack (`make run`)")
+        _say(
+            "dashboards: import deploy/observability/grafana-dashboard.json into a Grafana with"
+            f" {url} as its Prometheus data source, or graph a panel's query here"
+            " ($__rate_interval -> 1m); its consumer lag and latency: "
+            + graph_url(prometheus.url, screenshot_exprs()).replace(prometheus.url, url)
+        )
+        _say("`python -m dev observe --screenshot docs/prometheus.png` saves those graphs")
+        assert prometheus.process is not None
+        return _supervise({"prometheus": prometheus.process})
+    except KeyboardInterrupt:
+        _say("stopping...")
+        return 0
+    except ObserveError as exc:
+        _say(f"error: {exc}")
+        return 1
+    finally:
+        with _shielded():
+            prometheus.stop()
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and len(argv) == 1:
         return run()
     if argv[:1] == ["test"]:
         return test(argv[1:])
+    if argv[:1] == ["observe"]:
+        return observe(argv[1:])
     _say(USAGE)
     return 2
 

@@ -1,6 +1,7 @@
 """The alerting rules and the Grafana dashboard in deploy/observability, and the metric
 names their PromQL reads: checked offline by test_observability.py, against every
-service's live /metrics by tests/e2e/test_dashboards.py."""
+service's live /metrics by tests/e2e/test_dashboards.py, run on Prometheus scraping the
+stack by tests/e2e/test_observe.py."""
 
 from __future__ import annotations
 
@@ -75,6 +76,20 @@ def metric_names(expr: str) -> set[str]:
         for name, call in _IDENTIFIER.findall(text)
         if not call and name.lower() not in _KEYWORDS
     }
+
+
+_GRAFANA_RANGE = re.compile(r"\$\{?(?:__rate_interval|__interval|__range)\b\}?")
+_GRAFANA_VARIABLE = re.compile(r"\$\{?[A-Za-z_]\w*")
+
+
+def as_promql(expr: str, window: str) -> str:
+    """``expr`` as Prometheus can run it: Grafana's range variables ($__rate_interval,
+    $__interval, $__range) become ``window`` (e.g. "1m"); any other variable ($job) is an
+    error ($1 in label_replace is none)."""
+    promql = _GRAFANA_RANGE.sub(window, expr)
+    if left := _GRAFANA_VARIABLE.search(promql):
+        raise ValueError(f"no value for the Grafana variable {left.group(0)} in {expr!r}")
+    return promql
 
 
 _TYPE = re.compile(r"^# TYPE (\S+) (\w+)$", re.MULTILINE)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from deploy.tests.observability import (
     ALERTS,
     all_panels,
+    as_promql,
     dashboard_exprs,
     exposed_names,
     load_dashboard,
@@ -160,3 +161,23 @@ def test_a_query_of_a_metric_nobody_exposes_is_found():
         "typo": {"request_total"},
         "not a histogram": {"requests_total_count"},
     }
+
+
+@pytest.mark.parametrize(
+    ("expr", "promql"),
+    [
+        ("rate(x[$__rate_interval])", "rate(x[1m])"),
+        ("rate(x[${__interval}]) / rate(y[$__range])", "rate(x[1m]) / rate(y[1m])"),
+        (
+            'label_replace(up, "dst", "$1", "src", "(.*)")',
+            'label_replace(up, "dst", "$1", "src", "(.*)")',
+        ),
+    ],
+)
+def test_grafana_range_variables_become_the_given_window(expr, promql):
+    assert as_promql(expr, "1m") == promql
+
+
+def test_a_grafana_variable_without_a_value_is_an_error():
+    with pytest.raises(ValueError, match=r"\$job"):
+        as_promql('up{job="$job"}', "1m")
