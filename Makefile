@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium prometheus wrk run observe test bench lint format clean
+.PHONY: install chromium prometheus newman wrk run observe test bench lint typecheck format clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ run: install
 observe: install prometheus
 	@$(PY) -m dev observe
 
-test: install chromium prometheus
+test: install chromium prometheus newman
 	@$(PY) -m dev test $(ARGS)
 
 # Tools from Debian that some targets need, installed when missing and we are root with
@@ -57,6 +57,22 @@ chromium:
 prometheus:
 	$(call debian,prometheus,prometheus,make observe and the observability tests)
 
+# newman runs the Postman collection (postman/) in the end-to-end tests: this exact version
+# from the npm registry, installed into .tools/ (gitignored; no package.json or
+# package-lock.json). Needs Node.js 16+ and npm; without them the Postman test fails and says why.
+NEWMAN_VERSION := 6.2.2
+newman:
+	@if [ "$$(node -p 'require("./.tools/node_modules/newman/package.json").version' 2>/dev/null)" \
+			!= $(NEWMAN_VERSION) ]; then \
+		if command -v npm >/dev/null; then \
+			echo "installing newman $(NEWMAN_VERSION) into .tools/ (npm)..."; \
+			npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+				--prefix .tools newman@$(NEWMAN_VERSION); \
+		else \
+			echo "warning: npm is missing, so newman could not be installed; the Postman test will fail"; \
+		fi; \
+	fi
+
 # Every benchmark in one run (~5 minutes): starts its own stack, prints the tables and
 # writes BENCHMARKS.md and docs/bench-latency.png. `$(PY) -m bench --quick` checks the harness.
 bench: install wrk
@@ -67,13 +83,18 @@ wrk:
 	$(call debian,wrk,wrk,the benchmarks)
 	@command -v wrk >/dev/null || { echo "error: wrk is required (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
 
-lint: install
+lint: install typecheck
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Strict mypy over shared/ and the services' packages ([tool.mypy] in pyproject.toml); `make
+# test` runs it too, after ruff. About a minute without .mypy_cache, seconds with it.
+typecheck: install
+	$(PY) -m mypy
 
 format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .tools .pytest_cache .ruff_cache .mypy_cache
