@@ -173,6 +173,10 @@ def test(pytest_args: list[str]) -> int:
         if code := subprocess.run([sys.executable, "-m", "ruff", *check], cwd=REPO_ROOT).returncode:
             _say(f"error: `ruff {' '.join(check)}` failed; `make format` fixes most of it")
             return code
+    # Strict, on shared/ and the services' packages: [tool.mypy] in pyproject.toml.
+    if code := subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO_ROOT).returncode:
+        _say("error: `mypy` failed (`make typecheck` runs it alone)")
+        return code
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         infra = _infra(_data_dir() / "test")

@@ -93,11 +93,11 @@ def test_service_image_carries_its_migrations_where_migrations_dir_points(servic
 
 
 def test_shared_package_ships_its_sql_and_event_samples() -> None:
-    """The images install shared/ as a wheel, not editable: its outbox/inbox SQL and event
-    samples must be package data."""
+    """The images install shared/ as a wheel, not editable: its outbox/inbox SQL, event
+    samples and VERSION file (shared.version reads it) must be package data."""
     config = tomllib.loads((REPO / "shared" / "pyproject.toml").read_text())
     data = config["tool"]["setuptools"]["package-data"]["shared"]
-    assert {"sql/*.sql", "events/samples/*.json"} <= set(data)
+    assert {"sql/*.sql", "events/samples/*.json", "VERSION"} <= set(data)
     assert list((REPO / "shared" / "src" / "shared" / "sql").glob("*.sql"))
 
 

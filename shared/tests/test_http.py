@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from shared.errors import Conflict, RateLimited
 from shared.http import create_app
 from shared.testing.asgi import app_client
+from shared.version import __version__
 
 
 class Body(BaseModel):
@@ -141,7 +142,11 @@ async def test_client_request_id_is_kept_and_bad_one_replaced(client):
 
 
 async def test_healthz_and_readyz(client):
-    assert (await client.get("/healthz")).json()["status"] == "success"
+    assert (await client.get("/healthz")).json() == {
+        "status": "success",
+        "message": "Server is healthy!",  # the Node service's body, which its clients read
+        "version": __version__,
+    }
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["data"]["checks"] == {"db": "ok"}

@@ -29,6 +29,8 @@ def test_issued_token_round_trips_with_all_required_claims():
     assert claims.mobile_number == "+917373737373"
     assert claims.expires_at - claims.issued_at == pytest.approx(600, abs=1)
     assert issued.expires_in in (599, 600)
+    # Clients of the Node service read the user id from its `id` claim.
+    assert jwt.decode(issued.token, options={"verify_signature": False})["id"] == "user-1"
 
 
 def test_tampered_payload_is_rejected():

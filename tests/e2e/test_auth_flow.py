@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from shared.testing.fixtures import random_mobile_number
+from shared.version import __version__
 
 pytestmark = pytest.mark.e2e
 
@@ -269,6 +270,7 @@ async def test_request_id_from_the_client_comes_back(api):
 async def test_health_and_readiness(api):
     health = await api.get("/healthz")
     assert health.status_code == 200
+    assert health.json()["version"] == __version__
     ready = await api.get("/readyz")
     assert ready.status_code == 200, ready.text
 
@@ -276,6 +278,7 @@ async def test_health_and_readiness(api):
 async def test_merged_openapi_lists_the_auth_routes(api):
     response = await api.get("/openapi.json")
     assert response.status_code == 200
+    assert response.json()["info"]["version"] == __version__  # what /docs shows
     paths = response.json()["paths"]
     assert "/api/v1/auth/signup" in paths
     assert "/api/v1/user/me" in paths

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from shared import dlq, tracing
 from shared.db import schema_conninfo
+from shared.http import SERVER_KEEP_ALIVE_SECONDS
 from shared.logging import configure_logging
 from shared.migrations import MIGRATION_STATES, MigrationError, migrate, migration_status
 from shared.outbox import republish_since
@@ -50,7 +51,7 @@ def main(
     migrations_dir: Path | Sequence[Path] | None = None,
     has_outbox: bool = False,
     consumes: Sequence[str] = (),
-    commands: Mapping[str, Callable[[Any], Awaitable[int]]] | None = None,
+    commands: Mapping[str, Callable[[Any], Coroutine[Any, Any, int]]] | None = None,
     argv: list[str] | None = None,
 ) -> None:
     """``consumes``: the streams the service reads as consumer group ``service``, which gives
@@ -201,6 +202,7 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "server_header": False,
         "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": SERVER_KEEP_ALIVE_SECONDS,
     }
 
 

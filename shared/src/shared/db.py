@@ -7,12 +7,13 @@ tables unqualified and cannot reach another service's tables by accident.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Annotated, Self
 
 import structlog
 from fastapi import Depends, Request
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncPipeline, AsyncTransaction
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,7 +30,7 @@ def schema_conninfo(database_url: str, schema: str) -> str:
     options = params.get("options") or ""
     params["options"] = f"{options} -c search_path={schema},public".strip()
     params.setdefault("application_name", schema)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 async def open_pool(
@@ -60,9 +61,10 @@ class UnitOfWork:
     def __init__(self, pool: AsyncConnectionPool, *, pipeline: bool = False) -> None:
         self._pool = pool
         self._pipeline = pipeline
-        self._conn_cm: object | None = None
-        self._pipeline_cm: object | None = None
-        self._tx_cm: object | None = None
+        # _conn_cm, _tx_cm and conn are set on entering; _pipeline_cm in pipeline mode only.
+        self._conn_cm: AbstractAsyncContextManager[AsyncConnection]
+        self._pipeline_cm: AbstractAsyncContextManager[AsyncPipeline] | None = None
+        self._tx_cm: AbstractAsyncContextManager[AsyncTransaction]
         self._after_commit: list[AfterCommit] = []
         self.conn: AsyncConnection
 
@@ -79,13 +81,13 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._after_commit = []  # a unit of work may be entered again for a new transaction
         self._conn_cm = self._pool.connection()
-        self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
+        self.conn = await self._conn_cm.__aenter__()
         try:
             if self._pipeline:
                 self._pipeline_cm = self.conn.pipeline()
-                await self._pipeline_cm.__aenter__()  # type: ignore[attr-defined]
+                await self._pipeline_cm.__aenter__()
             self._tx_cm = self.conn.transaction()
-            await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
+            await self._tx_cm.__aenter__()
         except BaseException as exc:
             await self._leave(type(exc), exc, exc.__traceback__)
             raise
@@ -100,9 +102,9 @@ class UnitOfWork:
         try:
             if self._pipeline_cm is not None:
                 pipeline, self._pipeline_cm = self._pipeline_cm, None
-                await pipeline.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+                await pipeline.__aexit__(exc_type, exc, tb)
         finally:
-            await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+            await self._conn_cm.__aexit__(exc_type, exc, tb)
 
     async def __aexit__(
         self,
@@ -111,7 +113,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._tx_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+            await self._tx_cm.__aexit__(exc_type, exc, tb)
         finally:
             await self._leave(exc_type, exc, tb)
         if exc_type is None:

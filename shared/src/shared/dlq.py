@@ -22,13 +22,14 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
 
 from shared.consumer import REPLAY_GROUP_FIELD, dlq_stream
 from shared.logging import mask_phone_numbers
+from shared.redis import Entries, Fields
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +120,8 @@ async def dead_letters(redis: Redis, group: str, streams: Sequence[str]) -> list
     """The dead letters of ``group`` on ``streams``, oldest first per stream."""
     found: list[DeadLetter] = []
     for stream in streams:
-        replayed = await redis.hgetall(replayed_key(stream))
-        for entry_id, fields in await redis.xrange(dlq_stream(stream)):
+        replayed = cast(Fields, await redis.hgetall(replayed_key(stream)))
+        for entry_id, fields in cast(Entries, await redis.xrange(dlq_stream(stream))):
             if fields.get("group") == group:
                 replayed_as = replayed.get(entry_id)
                 found.append(DeadLetter.from_entry(stream, entry_id, fields, replayed_as))
@@ -131,8 +132,9 @@ async def find(redis: Redis, streams: Sequence[str], dlq_id: str) -> DeadLetter 
     """The dead letter ``dlq_id`` on any of ``streams``' dead-letter streams, whatever its
     group (the caller checks: a wrong group deserves a better answer than "not found")."""
     for stream in streams:
-        for entry_id, fields in await redis.xrange(dlq_stream(stream), dlq_id, dlq_id, count=1):
-            replayed_as = await redis.hget(replayed_key(stream), entry_id)
+        entries = await redis.xrange(dlq_stream(stream), dlq_id, dlq_id, count=1)
+        for entry_id, fields in cast(Entries, entries):
+            replayed_as = cast(str | None, await redis.hget(replayed_key(stream), entry_id))
             return DeadLetter.from_entry(stream, entry_id, fields, replayed_as)
     return None
 
@@ -142,7 +144,7 @@ async def replay(redis: Redis, letter: DeadLetter) -> tuple[bool, str]:
     now, and the id of the replayed entry (now or earlier)."""
     fields = {**letter.fields, REPLAY_GROUP_FIELD: letter.group}
     args = [letter.id, *(item for pair in fields.items() for item in pair)]
-    added, entry_id = await redis.eval(  # type: ignore[misc]
+    added, entry_id = await redis.eval(
         _REPLAY, 2, letter.stream, replayed_key(letter.stream), *args
     )
     if added:

@@ -30,12 +30,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import tracing
 from shared.errors import error_body, install_error_handlers
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS, metrics_endpoint, route_of
+from shared.version import __version__
 
 log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 # The user and password of a URL (scheme://user:password@host), which an error may quote.
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+# How long a service keeps an idle HTTP connection open (uvicorn's default). A client that
+# reuses connections (the gateway) must give them up sooner, or it may send a request on
+# one the service is closing at that moment: "Can not write request body", a 502.
+SERVER_KEEP_ALIVE_SECONDS = 5
 
 
 def _is_request_id(value: str) -> bool:
@@ -243,12 +250,15 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
     readiness_details: bool,
-    version: str = "1.0.0",
+    version: str = __version__,
     openapi_url: str | None = "/openapi.json",
     docs_url: str | None = "/docs",
     public: bool = False,
 ) -> FastAPI:
     """A FastAPI app with our middleware, error envelope and ``/healthz`` + ``/readyz``.
+
+    ``version`` (the release, :mod:`shared.version`) is in the OpenAPI document and in
+    ``/healthz``'s body.
 
     ``readiness(app)`` returns the named checks ``/readyz`` runs; each raises when its
     dependency is down. ``/readyz`` lists each check's result only with
@@ -274,7 +284,7 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
-        return {"status": "success", "message": "Server is healthy!"}
+        return {"status": "success", "message": "Server is healthy!", "version": version}
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
 from asgi_correlation_id.context import correlation_id
+from structlog.typing import EventDict
 
 from shared import tracing
 
@@ -40,23 +41,32 @@ def mask_phone_numbers(value: Any) -> Any:
     return value
 
 
-def _mask_phone_numbers(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _mask_phone_numbers(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return {key: mask_phone_numbers(value) for key, value in event_dict.items()}
 
 
-def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
     request_id = correlation_id.get()
     if request_id and "request_id" not in event_dict:
         event_dict["request_id"] = request_id
     return event_dict
 
 
-def _add_trace_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_trace_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
     """The trace of the span the line is written in, when tracing is on."""
     trace_id = tracing.current_trace_id()
     if trace_id:
         event_dict.setdefault("trace_id", trace_id)
     return event_dict
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """The console's logger, with the ``name`` add_logger_name reads (the JSON one,
+    BytesLogger, has its own)."""
+
+    def __init__(self, file: TextIO, *, name: str | None) -> None:
+        super().__init__(file)
+        self.name = name
 
 
 def configure_logging(service: str, *, level: str = "INFO", json: bool = False) -> None:
@@ -67,7 +77,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = False) 
     through a ``ProcessorFormatter`` with the same processors, so every line has one format.
     """
 
-    def add_service(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def add_service(_: Any, __: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service", service)
         return event_dict
 
@@ -97,9 +107,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = False) 
         renderer = fast_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
 
         def logger_factory(*args: Any) -> structlog.WriteLogger:
-            logger = structlog.WriteLogger(stream)
-            logger.name = args[0] if args else None  # type: ignore[attr-defined]
-            return logger
+            return _NamedWriteLogger(stream, name=args[0] if args else None)
 
     structlog.configure(
         processors=[*shared_processors, _mask_phone_numbers, fast_renderer],

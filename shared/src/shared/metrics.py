@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from prometheus_client import (
@@ -144,10 +145,10 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def route_of(scope: dict) -> str:
+def route_of(scope: Mapping[str, Any]) -> str:
     """The route template a request matched: what the app put in ``scope["metrics_route"]``
     (the gateway's route table), else the Starlette route's path, else UNMATCHED."""
-    template = scope.get("metrics_route")
+    template: str | None = scope.get("metrics_route")
     if template:
         return template
     route = scope.get("route")

@@ -110,7 +110,7 @@ def migrate(
                     sql.Identifier(schema)
                 )
             ).fetchall()
-            done = dict(rows)
+            done: dict[str, str] = dict(rows)
             known = {m.name for m in migrations}
             for name in done:
                 if name not in known:
@@ -132,7 +132,7 @@ def migrate(
                     conn.execute(
                         sql.SQL("SET LOCAL search_path = {}, public").format(sql.Identifier(schema))
                     )
-                    conn.execute(migration.sql)  # type: ignore[arg-type]
+                    conn.execute(migration.sql)
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {}.schema_migrations (name, checksum) VALUES (%s, %s)"

@@ -152,7 +152,9 @@ class OutboxRelay:
                 "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
                 "  FROM outbox WHERE published_at IS NULL"
             )
-            count, age = await cur.fetchone()
+            row = await cur.fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        count, age = row
         metrics.OUTBOX_BACKLOG.set(count)
         metrics.OUTBOX_LAG.set(float(age))
 

@@ -7,6 +7,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+# Stream replies as a client of open_redis gets them: it decodes replies (redis-py types
+# them ``bytes | str``) and speaks RESP2 (redis-py allows for RESP3's dicts too). The fields
+# are None only for an entry deleted while pending, which XRANGE, XREAD and XREADGROUP of
+# new entries never return.
+Fields = dict[str, str]
+Entries = list[tuple[str, Fields]]  # XRANGE
+StreamEntries = list[tuple[str, Entries]]  # XREAD, XREADGROUP: each stream, its entries
+
 
 def reconnecting() -> Retry:
     """Retry a command twice on a broken connection: after Redis restarts, the pooled

@@ -16,8 +16,11 @@ in chat's database is the durable copy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.asyncio import Redis
+
+from shared.redis import Entries
 
 MAXLEN = 20_000
 
@@ -39,7 +42,12 @@ async def append(redis: Redis, reply_id: str, fields: dict[str, str], *, ttl: in
     """Append an entry and restart the stream's time to live, in one round trip."""
     key = reply_stream(reply_id)
     pipe = redis.pipeline(transaction=False)
-    pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True)
+    pipe.xadd(
+        key,
+        fields,  # type: ignore[arg-type]  # redis-py: fields as an invariant dict
+        maxlen=MAXLEN,
+        approximate=True,
+    )
     pipe.expire(key, ttl)
     entry_id, _ = await pipe.execute()
     return str(entry_id)
@@ -53,7 +61,13 @@ async def append_token(
     fields = {"type": "token", "text": text}
     if refresh_ttl:
         return await append(redis, reply_id, fields, ttl=ttl)
-    return str(await redis.xadd(reply_stream(reply_id), fields, maxlen=MAXLEN, approximate=True))
+    entry_id = await redis.xadd(
+        reply_stream(reply_id),
+        fields,  # type: ignore[arg-type]  # redis-py: fields as an invariant dict
+        maxlen=MAXLEN,
+        approximate=True,
+    )
+    return str(entry_id)
 
 
 async def append_reset(redis: Redis, reply_id: str, *, ttl: int) -> str:
@@ -87,7 +101,7 @@ class ReplySoFar:
 
 async def read_all(redis: Redis, reply_id: str) -> ReplySoFar:
     state = ReplySoFar()
-    for _, fields in await redis.xrange(reply_stream(reply_id)):
+    for _, fields in cast(Entries, await redis.xrange(reply_stream(reply_id))):
         kind = fields.get("type")
         state.started = True
         if kind == "token":

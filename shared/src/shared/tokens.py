@@ -58,6 +58,8 @@ def issue_access_token(
     jti = uuid.uuid4().hex
     payload: dict[str, object] = {
         "sub": user_id,
+        # The Node service's claim for the user id: clients that decode the token read it.
+        "id": user_id,
         "iat": issued_at,
         "exp": expires_at,
         "jti": jti,

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from shared.version import __version__
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -68,7 +70,7 @@ def configure_tracing(service: str, *, exporter: SpanExporter | None = None) -> 
 
         exporter = OTLPSpanExporter()
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service}),
+        resource=Resource.create({"service.name": service, "service.version": __version__}),
         sampler=ParentBased(root=_entry_points()),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -130,7 +132,7 @@ def instrument_app(app: FastAPI, *, public: bool = False) -> None:
         def build_without_client_context() -> Any:
             return _WithoutTraceHeaders(build())
 
-        app.build_middleware_stack = build_without_client_context  # type: ignore[method-assign]
+        app.build_middleware_stack = build_without_client_context  # type: ignore[method-assign]  # FastAPI has no hook for this
 
 
 class _WithoutTraceHeaders:

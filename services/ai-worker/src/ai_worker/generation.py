@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,6 +103,11 @@ class ModelTimeout(TimeoutError):
 
 class EmptyReply(Exception):
     """The stream ended with no text and no finish reason."""
+
+
+# What ends a generation as a failure (after retries, when retryable). A name rather than
+# the tuple in the except clause: mypy cannot check an except over a starred tuple.
+_FAILURES: tuple[type[BaseException], ...] = (errors.APIError, *_TRANSIENT_ERRORS, EmptyReply)
 
 
 @dataclass(frozen=True)
@@ -502,12 +507,12 @@ class ReplyGenerator:
                         dirty = bool(draft.parts)
         except StopRequested:
             return Outcome(status="cancelled", text=draft.text, attempts=attempts)
-        except (errors.APIError, *_TRANSIENT_ERRORS, EmptyReply) as exc:
+        except _FAILURES as exc:
             metrics.GEMINI_ERRORS.labels(error_code(exc)).inc()
             return failure(exc, partial_text=draft.text, attempts=attempts)
         return classify(draft, attempts)
 
-    async def _chunks(self, contents: list[Wire]) -> AsyncIterator[Wire]:
+    async def _chunks(self, contents: list[Wire]) -> AsyncGenerator[Wire, None]:
         """The chunks of one streamGenerateContent request, each a JSON object; the request
         goes out on the first anext()."""
         api = self.client.aio._api_client  # the SDK's transport: see "the request" above

@@ -126,6 +126,7 @@ def result_event(event: MessageQueued, outcome: Outcome) -> ReplyCompleted | Rep
             usage=outcome.usage,
             model=outcome.model or None,
         )
+    assert outcome.status != "cancelled", "a stopped reply has no result event"
     return ReplyFailed(
         **ids,
         status=outcome.status,

@@ -40,7 +40,8 @@ from shared.tokens import AccessToken
 
 
 async def _ctx(request: Request) -> AuthContext:
-    return request.app.state.auth
+    ctx: AuthContext = request.app.state.auth
+    return ctx
 
 
 Ctx = Annotated[AuthContext, Depends(_ctx)]

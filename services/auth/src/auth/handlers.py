@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import structlog
 
+from shared.consumer import DbHandler
 from shared.db import UnitOfWork
-from shared.events import SubscriptionChanged
+from shared.events import Event, SubscriptionChanged
 from shared.tiers import project_subscription_changed
 
 log = structlog.get_logger(__name__)
@@ -16,4 +17,4 @@ async def on_subscription_changed(event: SubscriptionChanged, uow: UnitOfWork) -
     log.info("auth.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 
-HANDLERS = {SubscriptionChanged: on_subscription_changed}
+HANDLERS: dict[type[Event], DbHandler] = {SubscriptionChanged: on_subscription_changed}

@@ -142,8 +142,8 @@ class Throttle:
             implementation="redispy",
             key_prefix="auth-limits",
             wrap_exceptions=True,
-            retry=reconnecting(),
-            retry_on_error=[RedisConnectionError],
+            retry=reconnecting(),  # type: ignore[arg-type]  # limits: redis options typed as scalars
+            retry_on_error=[RedisConnectionError],  # type: ignore[arg-type]  # limits: as above
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.attempts = AttemptLimiter(redis)

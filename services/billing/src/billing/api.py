@@ -27,7 +27,8 @@ from shared.tokens import Claims
 
 
 async def _ctx(request: Request) -> BillingContext:
-    return request.app.state.billing
+    ctx: BillingContext = request.app.state.billing
+    return ctx
 
 
 Ctx = Annotated[BillingContext, Depends(_ctx)]

@@ -323,7 +323,7 @@ async def clear_projection(conn: AsyncConnection) -> None:
     await conn.execute("DELETE FROM plans")
 
 
-async def projection_rows(conn: AsyncConnection) -> dict[str, list[tuple]]:
+async def projection_rows(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
     """Both projection tables, ordered (to compare a rebuild with the live projection)."""
     subs = await conn.execute(f"SELECT {_SUB} FROM subscriptions ORDER BY stripe_subscription_id")
     plans = await conn.execute(f"SELECT {_PLAN}, tier FROM plans ORDER BY user_id")
@@ -333,4 +333,5 @@ async def projection_rows(conn: AsyncConnection) -> dict[str, list[tuple]]:
 async def count_unprocessed(conn: AsyncConnection) -> int:
     """Stored events not applied yet, whether or not the reprocessing loop still tries."""
     cur = await conn.execute("SELECT count(*) FROM stripe_events WHERE processed_at IS NULL")
-    return (await cur.fetchone())[0]
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

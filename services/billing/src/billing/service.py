@@ -36,6 +36,8 @@ HANDLED = frozenset(
         "customer.subscription.updated",
         "customer.subscription.deleted",
         "invoice.paid",
+        # What the Node service renewed on: an endpoint set up for it keeps working.
+        "invoice.payment_succeeded",
         "invoice.payment_failed",
     }
 )
@@ -150,14 +152,13 @@ def verify(payload: bytes, signature: str | None, settings: Settings) -> dict[st
         raise BadWebhook("Webhook timestamp is in the future.", code="invalid_signature")
     try:
         event = json.loads(payload)
-        well_formed = (
+        if not (
             isinstance(event, dict)
             and isinstance(event.get("id"), str)
             and isinstance(event.get("type"), str)
             and isinstance(event.get("created"), int)
             and isinstance((event.get("data") or {}).get("object"), dict)
-        )
-        if not well_formed:
+        ):
             raise ValueError("not a Stripe event")
     except ValueError as exc:
         raise BadWebhook("The webhook body is not a Stripe event.", code="invalid_event") from exc
@@ -168,7 +169,8 @@ def subscription_id_of(event: dict[str, Any]) -> str | None:
     obj = event["data"]["object"]
     kind = event["type"]
     if kind.startswith("customer.subscription."):
-        return obj.get("id")
+        subscription_id: str | None = obj.get("id")
+        return subscription_id
     if kind == "checkout.session.completed":
         return obj.get("subscription") if obj.get("mode") == "subscription" else None
     if kind.startswith("invoice."):
@@ -177,7 +179,9 @@ def subscription_id_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-async def receive(uow: UnitOfWork, ctx: BillingContext, payload: bytes, event: dict) -> bool:
+async def receive(
+    uow: UnitOfWork, ctx: BillingContext, payload: bytes, event: dict[str, Any]
+) -> bool:
     """Store a verified event once and apply it. False when it was a duplicate already
     applied. Raises when applying fails: the event stays stored, unprocessed, and Stripe's
     retry (or the reprocessing loop) applies it later."""
@@ -235,7 +239,7 @@ async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
     return True
 
 
-async def _close_checkout(uow: UnitOfWork, event: dict, status: str) -> None:
+async def _close_checkout(uow: UnitOfWork, event: dict[str, Any], status: str) -> None:
     session_id = str(event["data"]["object"].get("id"))
     closed = await repository.close_checkout_session(
         uow.conn, session_id, status, datetime.now(UTC)
@@ -243,7 +247,9 @@ async def _close_checkout(uow: UnitOfWork, event: dict, status: str) -> None:
     log.info("billing.checkout_closed", session_id=session_id, status=status, ours=closed)
 
 
-async def _user_of(uow: UnitOfWork, event: dict, snapshot: dict) -> uuid.UUID | None:
+async def _user_of(
+    uow: UnitOfWork, event: dict[str, Any], snapshot: dict[str, Any]
+) -> uuid.UUID | None:
     candidates = [user_id_of(snapshot), event["data"]["object"].get("client_reference_id")]
     for candidate in candidates:
         try:

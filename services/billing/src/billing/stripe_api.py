@@ -8,6 +8,7 @@ from typing import Any
 
 import stripe
 import structlog
+from stripe.params import CustomerCreateParams
 
 from billing.settings import Settings
 from shared.errors import AppError, ServiceUnavailable
@@ -38,12 +39,12 @@ class StripeApi:
         )
 
     async def create_customer(self, user_id: str, mobile_number: str | None) -> str:
-        params: dict[str, Any] = {"metadata": {"userId": user_id}}
+        params: CustomerCreateParams = {"metadata": {"userId": user_id}}
         if mobile_number:
             params["phone"] = mobile_number
         try:
             customer = await self.client.v1.customers.create_async(
-                params=params,  # type: ignore[arg-type]
+                params=params,
                 options={"idempotency_key": f"customer:{user_id}"},
             )
         except stripe.StripeError as exc:
@@ -97,6 +98,9 @@ class StripeApi:
             raise _translate(exc) from exc
         # Stripe's own JSON: to_dict() would hold Decimals, which a JSON column refuses.
         response = subscription.last_response
-        if response is not None:
-            return json.loads(response.body)
-        return json.loads(json.dumps(subscription.to_dict(), default=str))
+        data: dict[str, Any] = (
+            json.loads(response.body)
+            if response is not None
+            else json.loads(json.dumps(subscription.to_dict(), default=str))
+        )
+        return data

@@ -18,9 +18,11 @@ from shared.testing.asgi import app_client, served
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-async def a_paid_subscription_event(sim_url: str) -> bytes:
-    """Create and pay a subscription at the simulator; the customer.subscription.created
-    event it recorded, as bytes."""
+async def a_paid_subscription_event(
+    sim_url: str, type_: str = "customer.subscription.created"
+) -> bytes:
+    """Create and pay a subscription at the simulator; the event of ``type_`` it recorded,
+    as bytes."""
     client = stripe.StripeClient("sk_test_x", base_addresses={"api": sim_url})
     customer = await client.v1.customers.create_async(params={"metadata": {"userId": "u"}})
     user_id = "7f0c2a44-2f4e-4d3b-9a59-3c1b5f0e8d21"
@@ -38,8 +40,8 @@ async def a_paid_subscription_event(sim_url: str) -> bytes:
     async with httpx.AsyncClient() as http:
         assert (await http.post(f"{session.url}/pay")).status_code in (200, 303)
         events = (await http.get(f"{sim_url}/_sim/events")).json()["events"]
-    created = next(e for e in events if e["type"] == "customer.subscription.created")
-    return json.dumps(created["payload"]).encode()
+    wanted = next(e for e in events if e["type"] == type_)
+    return json.dumps(wanted["payload"]).encode()
 
 
 def event_row(database_url: str, event_id: str):
@@ -89,6 +91,29 @@ async def test_failed_event_answers_5xx_and_is_reprocessed_later(
             (json.loads(payload)["data"]["object"]["id"],),
         ).fetchone()
     assert status == "active"
+
+
+async def test_invoice_payment_succeeded_makes_the_user_pro_like_invoice_paid(
+    billing_database_url, billing_settings, sign
+):
+    """The Node service's renewal event: a Stripe endpoint set up for it works with us."""
+    async with served(create_stripe_sim(SimConfig())) as sim_url:
+        paid = json.loads(await a_paid_subscription_event(sim_url, "invoice.paid"))
+        event = {**paid, "id": f"{paid['id']}_succeeded", "type": "invoice.payment_succeeded"}
+        payload = json.dumps(event).encode()
+        async with app_client(create_app(billing_settings(sim_url))) as billing:
+            response = await billing.post(
+                "/api/v1/webhook/stripe", content=payload, headers=sign(payload)
+            )
+        assert response.status_code == 200, response.text
+    subscription_id = service.subscription_id_of(event)
+    assert subscription_id
+    with psycopg.connect(billing_database_url) as conn:
+        row = conn.execute(
+            "SELECT status FROM billing.subscriptions WHERE stripe_subscription_id = %s",
+            (subscription_id,),
+        ).fetchone()
+    assert row == ("active",)
 
 
 async def test_webhook_without_signature_is_400_json(billing_settings, sign):

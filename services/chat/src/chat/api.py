@@ -17,6 +17,7 @@ from chat.schemas import (
     ChatroomDetailData,
     ChatroomDetailOut,
     ChatroomIn,
+    ChatroomListData,
     ChatroomListOut,
     ChatroomOut,
     ChatroomOutEnvelope,
@@ -42,7 +43,8 @@ from shared.security import CurrentUserId
 
 
 async def _ctx(request: Request) -> ChatContext:
-    return request.app.state.chat
+    ctx: ChatContext = request.app.state.chat
+    return ctx
 
 
 Ctx = Annotated[ChatContext, Depends(_ctx)]
@@ -75,9 +77,9 @@ def message_out(message: Message) -> MessageOut:
     return MessageOut(
         id=str(message.id),
         chatroom_id=str(message.chatroom_id),
-        role=message.role,  # type: ignore[arg-type]
+        role=message.role,
         content=message.content,
-        status=message.status,  # type: ignore[arg-type]
+        status=message.status,
         created_at=message.created_at,
         completed_at=message.completed_at,
         reply_to=str(message.reply_to) if message.reply_to else None,
@@ -120,7 +122,7 @@ async def list_chatrooms(
     def render(rooms: list[Chatroom], next_cursor: str | None) -> str:
         return ChatroomListOut(
             results=len(rooms),
-            data={"chatrooms": [room_out(r) for r in rooms], "nextCursor": next_cursor},
+            data=ChatroomListData(chatrooms=[room_out(r) for r in rooms], next_cursor=next_cursor),
         ).model_dump_json(by_alias=True)
 
     # The JSON as rendered (or cached): not parsed and validated again on every read.
@@ -202,7 +204,7 @@ async def send_message(
         message="Message sent and queued for AI response.",
         data=MessageQueuedData(
             message=message_out(queued.prompt),
-            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),  # type: ignore[arg-type]
+            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),
         ),
     )
 
@@ -238,7 +240,7 @@ async def regenerate_reply(
     return RegeneratedOut(
         message="Regenerating the reply.",
         data=RegeneratedData(
-            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),  # type: ignore[arg-type]
+            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),
             previous=message_out(previous),
         ),
     )
@@ -248,9 +250,9 @@ async def regenerate_reply(
     "/chatroom/{chatroom_id}/message/{reply_id}/stream",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The reply as it is generated"}
-    }
-    | error_responses(400, 401, 404, 429, 503),
+        200: {"content": {"text/event-stream": {}}, "description": "The reply as it is generated"},
+        **error_responses(400, 401, 404, 429, 503),
+    },
 )
 async def stream_reply(
     chatroom_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -12,6 +13,9 @@ from psycopg.rows import class_row
 from shared.tiers import SubscriptionState
 
 PENDING = ("queued", "generating")
+# What the messages table's CHECK constraints allow.
+Role = Literal["USER", "GEMINI"]
+MessageStatus = Literal["queued", "generating", "completed", "failed", "blocked", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,9 @@ class Message:
     seq: int
     chatroom_id: uuid.UUID
     user_id: uuid.UUID
-    role: str
+    role: Role
     content: str
-    status: str
+    status: MessageStatus
     reply_to: uuid.UUID | None
     error_code: str | None
     error: str | None

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
+from chat.repository import MessageStatus, Role
 from shared.schemas import CamelModel
-
-MessageStatus = Literal["queued", "generating", "completed", "failed", "blocked", "cancelled"]
 
 
 class ChatroomIn(CamelModel):
@@ -40,7 +39,7 @@ class ChatroomOut(CamelModel):
 class MessageOut(CamelModel):
     id: str
     chatroom_id: str
-    role: Literal["USER", "GEMINI"]
+    role: Role
     content: str
     status: MessageStatus
     created_at: datetime
@@ -51,6 +50,12 @@ class MessageOut(CamelModel):
     superseded_by: str | None = Field(
         default=None, description="The reply that regenerated this one (this one is history)."
     )
+
+    @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorated properties; pydantic's way
+    @property
+    def chat_room_id(self) -> str:
+        """``chatroomId`` under the Node service's name, which its clients read."""
+        return self.chatroom_id
 
 
 class ChatroomWithMessages(ChatroomOut):

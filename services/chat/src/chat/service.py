@@ -217,6 +217,7 @@ async def list_chatrooms(
     page_key = None
     if cacheable:
         try:
+            cached: str | None  # the page's JSON, as stored
             version, cached = await ctx.list_cache_read(
                 keys=[_version_key(user_id)], args=[_page_prefix(user_id), f":{limit}"]
             )

@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import anyio
 import structlog
@@ -37,6 +38,7 @@ from chat import metrics
 from chat.repository import Message
 from chat.settings import Settings
 from shared.errors import RateLimited, ServiceUnavailable, ValidationFailed
+from shared.redis import StreamEntries
 from shared.replies import reply_stream
 
 log = structlog.get_logger(__name__)
@@ -53,7 +55,8 @@ SLOT_TIMEOUT_SECONDS = 2.0
 STREAM_RETRY_AFTER_SECONDS = 5
 
 LoadReply = Callable[[], Awaitable[Message]]
-Render = Callable[[Message], dict]
+Render = Callable[[Message], dict[str, Any]]
+SseEvent = dict[str, str]  # event, data and id: what EventSourceResponse sends
 
 # A Redis stream entry id, as the ``token`` events carry it: milliseconds, then an
 # optional sequence number, each an unsigned 64-bit integer.
@@ -95,14 +98,14 @@ class Backoff:
         self.failures = 0
 
 
-def _event(kind: str, data: dict, event_id: str | None = None) -> dict:
+def _event(kind: str, data: dict[str, Any], event_id: str | None = None) -> SseEvent:
     event = {"event": kind, "data": json.dumps(data)}
     if event_id:
         event["id"] = event_id
     return event
 
 
-def _stored(reply: Message, render: Render, *, sent_text: bool) -> list[dict]:
+def _stored(reply: Message, render: Render, *, sent_text: bool) -> list[SseEvent]:
     events = [_event("reset", {})] if sent_text else []
     if reply.content:
         events.append(_event("token", {"text": reply.content}))
@@ -127,7 +130,7 @@ async def reply_events(
     render: Render,
     last_event_id: str | None,
     keep_going: Callable[[], bool] = lambda: True,
-) -> AsyncIterator[dict]:
+) -> AsyncIterator[SseEvent]:
     """The reply's events; ends early, without ``done``, once ``keep_going()`` is false
     (the stream lost its slot: the client reconnects with Last-Event-ID)."""
     # A client resuming after an event has some text already: whatever replaces it starts
@@ -167,7 +170,7 @@ async def reply_events(
                     "chat.sse_redis_recovered", reply_id=str(reply_id), failures=backoff.failures
                 )
                 backoff.reset()
-        for _, entries in response or []:
+        for _, entries in cast(StreamEntries, response or []):
             for entry_id, fields in entries:
                 cursor = entry_id
                 kind = fields.get("type")
@@ -351,8 +354,8 @@ class LeasedEventSourceResponse(EventSourceResponse):
     """An SSE response that holds a stream slot while it is sent, and gives it back
     however it ends: done, client gone, error or server shutdown."""
 
-    def __init__(self, content: AsyncIterator[dict], lease: Lease, **kwargs: object) -> None:
-        super().__init__(content, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, content: AsyncIterator[SseEvent], lease: Lease, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
         self.lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

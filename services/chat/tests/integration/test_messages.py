@@ -56,7 +56,7 @@ async def test_send_returns_the_prompt_and_a_queued_reply(api, user, bus):
     assert body["message"] == "Message sent and queued for AI response."
     prompt, reply = body["data"]["message"], body["data"]["reply"]
     assert prompt["role"] == "USER" and prompt["content"] == "what is yoga?"
-    assert prompt["chatroomId"] == room["id"]
+    assert prompt["chatroomId"] == prompt["chatRoomId"] == room["id"]  # ours, the Node service's
     assert reply["status"] == "queued"
     assert reply["streamUrl"] == f"/api/v1/chatroom/{room['id']}/message/{reply['id']}/stream"
     assert response.headers["x-ratelimit-limit"] == "5"
@@ -69,6 +69,7 @@ async def test_send_returns_the_prompt_and_a_queued_reply(api, user, bus):
         ("GEMINI", "queued"),
     ]
     assert messages[1]["replyTo"] == prompt["id"]
+    assert {m["chatRoomId"] for m in messages} == {room["id"]}
 
     await eventually(lambda: bus.queued(reply["id"]), what="MessageQueued on chat.events")
     [event] = await bus.queued(reply["id"])

@@ -187,7 +187,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     # CORS inside the request-id middleware, so preflights carry X-Request-ID too, and
     # outside the rest, so the 413s and 500s those produce carry the CORS headers.
-    position = next(i for i, m in enumerate(app.user_middleware) if m.cls is RequestLogMiddleware)
+    position = next(
+        i for i, (cls, _, _) in enumerate(app.user_middleware) if cls is RequestLogMiddleware
+    )
     app.user_middleware.insert(
         position + 1,
         Middleware(

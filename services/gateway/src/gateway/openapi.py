@@ -21,6 +21,7 @@ import structlog
 
 from gateway.routes import ROUTE_TABLE
 from shared.schemas import ErrorBody
+from shared.version import __version__
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,7 @@ GATEWAY_PATHS: dict[str, Any] = {
     "/readyz": {
         "get": {
             "tags": ["health"],
-            "summary": "Readiness: Redis and every deployed service answer",
+            "summary": "Readiness: the gateway's own Redis answers (not the services behind it)",
             "operationId": "readyz",
             "responses": {**_OK, "503": {"description": "A dependency is not available"}},
         }
@@ -75,7 +76,8 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 def _error_envelope() -> dict[str, Any]:
     """The error envelope's JSON schema, self-contained: no component to merge or clash."""
     schema = ErrorBody.model_json_schema()
-    return _inline_refs(schema, schema.pop("$defs", {}))
+    inlined: dict[str, Any] = _inline_refs(schema, schema.pop("$defs", {}))
+    return inlined
 
 
 ERROR_ENVELOPE = _error_envelope()
@@ -182,7 +184,7 @@ def merge_documents(docs: dict[str, dict[str, Any]], unavailable: list[str]) -> 
     )
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": "1.0.0"},
+        "info": {"title": TITLE, "version": __version__},
         "paths": paths,
         "components": components,
         "x-unavailable-services": sorted(unavailable),

@@ -5,6 +5,8 @@ from typing import Any
 
 import structlog
 
+from shared.version import __version__
+
 
 async def test_cors_preflight_from_the_client_origin_is_allowed(gateway, client_url) -> None:
     response = await gateway.options(
@@ -113,6 +115,7 @@ async def test_healthz(gateway) -> None:
     response = await gateway.get("/healthz")
     assert response.status_code == 200
     assert response.headers["x-request-id"]
+    assert response.json()["version"] == __version__
 
 
 def service_doc(paths: dict[str, Any], error_schema: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +146,7 @@ async def test_merged_openapi_has_every_available_service_and_names_the_missing(
     response = await gateway.get("/openapi.json")
     assert response.status_code == 200
     doc = response.json()
-    assert doc["info"]["title"] == "Gemini Backend API"
+    assert doc["info"] == {"title": "Gemini Backend API", "version": __version__}
     assert set(doc["paths"]) == {
         "/healthz",
         "/readyz",

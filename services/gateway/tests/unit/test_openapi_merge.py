@@ -1,6 +1,7 @@
 from typing import Any
 
 from gateway.openapi import merge_documents
+from shared.version import __version__
 
 
 def ref(name: str) -> dict[str, str]:
@@ -29,7 +30,7 @@ def test_paths_of_every_service_are_merged_with_the_gateways_health_routes() -> 
         },
         ["billing"],
     )
-    assert merged["info"]["title"] == "Gemini Backend API"
+    assert merged["info"] == {"title": "Gemini Backend API", "version": __version__}
     assert set(merged["paths"]) == {
         "/healthz",
         "/readyz",

@@ -31,7 +31,7 @@ TEST_JWT_SECRET = "tst-Q9vR2mXk7LpW4sZt8NbYc3HdJf6GaUe1KoPi5TwVxQmRz8Bn3Cq5Dv7Ew
 def _with_dbname(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,7 @@ class Receiver:
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def spans(self) -> list[ReceivedSpan]:
