@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -46,6 +47,10 @@ USAGE = (
 )
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
 PYTEST_NO_TESTS = 5
+# The suites that run the services as processes (tests/conftest.py): run beside the rest.
+STACK_SUITES = "tests"
+# Strict, on shared/ and the services' packages: [tool.mypy] in pyproject.toml.
+MYPY = [sys.executable, "-m", "mypy"]
 
 
 def _say(line: str) -> None:
@@ -158,14 +163,67 @@ def run() -> int:
             cleanup.close()
 
 
-def _pytest(args: list[str], env: dict[str, str]) -> int:
-    """Run pytest as a child and wait for it. A terminal Ctrl-C reaches pytest directly (same
-    process group) and it tears down cleanly; a SIGTERM to us becomes a SIGINT to it."""
+def _testpaths() -> list[str]:
+    with open(REPO_ROOT / "pyproject.toml", "rb") as file:
+        paths: list[str] = tomllib.load(file)["tool"]["pytest"]["ini_options"]["testpaths"]
+    return paths
+
+
+def _run_together(commands: list[tuple[list[str], Path | None]], env: dict[str, str]) -> list[int]:
+    """Run the commands as children at once, each with its output to the terminal (None) or
+    to a file, and wait for all. A terminal Ctrl-C reaches them directly (same process
+    group) and they tear down cleanly; a SIGTERM to us becomes a SIGINT to each."""
     # Set before the start: a handler (unlike an inherited SIG_IGN) is reset for the child.
     signal.signal(signal.SIGINT, lambda signum, frame: None)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=REPO_ROOT, env=env)
-    signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGINT))
-    return proc.wait()
+    procs = []
+    with contextlib.ExitStack() as files:
+        for argv, log in commands:
+            out = files.enter_context(open(log, "wb")) if log else None
+            stderr = subprocess.STDOUT if log else None
+            procs.append(subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=stderr))
+
+        def forward(signum: int, frame: object) -> None:
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+
+        signal.signal(signal.SIGTERM, forward)
+        return [proc.wait() for proc in procs]
+
+
+def _pytests(pytest_args: list[str], env: dict[str, str]) -> int:
+    """pytest with ``pytest_args``; with none, every suite in two processes at once: the
+    stack suites (tests/: end-to-end, browser, fuzz, reliability), which mostly wait on the
+    services they started, beside the in-process suites, which keep a core busy; with mypy
+    beside them. The first two own their databases, Redis databases and ports (the stack
+    suites' Redis is E2E_REDIS_DB). Their output: the in-process suites' and mypy's on the
+    terminal, the stack suites' in test-artifacts/pytest-stack.log, printed after."""
+    pytest = [sys.executable, "-m", "pytest"]
+    if pytest_args:
+        [code] = _run_together([([*pytest, *pytest_args], None)], env)
+        return code
+    TEST_ARTIFACTS.mkdir(exist_ok=True)
+    stack_log = TEST_ARTIFACTS / "pytest-stack.log"
+    mypy_log = TEST_ARTIFACTS / "mypy.log"
+    in_process = [path for path in _testpaths() if path != STACK_SUITES]
+    _say(f"the stack suites ({STACK_SUITES}/) run beside the others; their output follows theirs")
+    codes = _run_together(
+        [
+            ([*pytest, "-p", "no:cacheprovider", STACK_SUITES], stack_log),
+            (MYPY, mypy_log),
+            ([*pytest, *in_process], None),
+        ],
+        env,
+    )
+    stack_code, mypy_code, in_process_code = codes
+    _say(f"--- the stack suites ({STACK_SUITES}/), from {stack_log.relative_to(REPO_ROOT)}:")
+    sys.stdout.write(stack_log.read_text(errors="replace"))
+    _say("--- mypy:")
+    sys.stdout.write(mypy_log.read_text(errors="replace"))
+    if mypy_code:
+        _say("error: `mypy` failed (`make typecheck` runs it alone)")
+    if PYTEST_NO_TESTS in (stack_code, in_process_code):
+        return PYTEST_NO_TESTS
+    return in_process_code or stack_code or mypy_code
 
 
 def test(pytest_args: list[str]) -> int:
@@ -173,8 +231,8 @@ def test(pytest_args: list[str]) -> int:
         if code := subprocess.run([sys.executable, "-m", "ruff", *check], cwd=REPO_ROOT).returncode:
             _say(f"error: `ruff {' '.join(check)}` failed; `make format` fixes most of it")
             return code
-    # Strict, on shared/ and the services' packages: [tool.mypy] in pyproject.toml.
-    if code := subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO_ROOT).returncode:
+    # mypy alone first for a chosen set of tests; beside the suites for all of them.
+    if pytest_args and (code := subprocess.run(MYPY, cwd=REPO_ROOT).returncode):
         _say("error: `mypy` failed (`make typecheck` runs it alone)")
         return code
     signal.signal(signal.SIGTERM, _interrupt)
@@ -189,7 +247,7 @@ def test(pytest_args: list[str]) -> int:
         redis_url = os.environ.get("REDIS_URL") or infra.redis_url.rstrip("/") + "/15"
         env = {**os.environ, "DATABASE_URL": infra.database_url, "REDIS_URL": redis_url}
         _say(f"test artifacts (service logs of end-to-end runs) go to {TEST_ARTIFACTS.name}/")
-        code = _pytest(pytest_args, env)
+        code = _pytests(pytest_args, env)
     finally:
         with _shielded():
             infra.stop()
