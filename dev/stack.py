@@ -147,6 +147,18 @@ class Stack:
         self.cwd = cwd
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
+    def command(self, module: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        """``python -m <module> <argv>`` as an operator runs it, with this stack's settings
+        (``dlq list``, ``rebuild``, ...): its exit code and output."""
+        return subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def url(self, name: str) -> str:
         """The base URL of service ``name``, e.g. ``http://127.0.0.1:8001``."""
         spec = next((s for s in self.specs if s.name == name), None)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -352,13 +349,6 @@ async def test_rebuild_from_the_event_log_gives_the_same_projection(
         return [subs, plans]
 
     before = projection()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "billing", "rebuild"],
-        env={**os.environ, **stack.env},
-        cwd=stack.cwd,
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    done = await asyncio.to_thread(stack.command, "billing", "rebuild")
+    assert done.returncode == 0, done.stderr
     assert projection() == before

@@ -7,7 +7,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -249,14 +248,7 @@ async def test_a_poison_entry_is_dead_lettered_while_others_flow(api, person, st
 
     # The operator finds it with the worker's own command, and purges it.
     def worker_command(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ai_worker", *argv],
-            env=stack.env,
-            cwd=stack.cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return stack.command("ai_worker", *argv)
 
     listed = await asyncio.to_thread(worker_command, "dlq", "list")
     assert listed.returncode == 0, listed.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,15 +60,7 @@ def completion_refused(database_url: str, chatroom_id: str) -> Iterator[None]:
 
 async def chat_command(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
     """``python -m chat ...`` as the operator runs it, with the stack's settings."""
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "chat", *argv],
-        env=stack.env,
-        cwd=stack.cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = await asyncio.to_thread(stack.command, "chat", *argv)
     assert done.returncode == 0, f"chat {' '.join(argv)}: {done.stderr}"
     return done
 

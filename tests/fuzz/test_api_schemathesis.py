@@ -3,7 +3,8 @@
 Schemathesis reads ``/openapi.json`` from the running stack (``stack``, tests/conftest.py)
 and sends a bounded number of generated requests to every operation, as a fresh user.
 Each response must be no 5xx, have a documented status, and match the documented content
-type and schema. Generation is derandomized, so a run is repeatable.
+type and schema. Then sequences that follow the document's links (a room created, then
+used by its id). Generation is derandomized, so a run is repeatable.
 """
 
 from __future__ import annotations
@@ -88,3 +89,33 @@ def test_every_operation_conforms(api_schema: schemathesis.BaseSchema, fuzz_user
             failures[operation.label] = exc
     report = "\n\n".join(f"== {label}\n{exc}" for label, exc in failures.items())
     assert not failures, f"{len(failures)} of {len(operations)} operations failed:\n{report}"
+
+
+# Scenarios, and steps in each, for the stateful test: about 100 requests.
+STATEFUL_SETTINGS = settings(
+    max_examples=int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "20")),
+    stateful_step_count=5,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def test_sequences_that_follow_the_links_conform(
+    api_schema: schemathesis.BaseSchema, fuzz_user
+) -> None:
+    """Schemathesis' state machine over the document's links: a room created, then read,
+    renamed, deleted or written to by the id its 201 returned; each response checked."""
+
+    class Sequences(api_schema.as_state_machine()):
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            return {"headers": fuzz_user.headers(), "timeout": 15}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    created = Sequences.schema.raw_schema["paths"]["/api/v1/chatroom"]["post"]["responses"]
+    assert created["201"]["links"], "no links to follow"
+    Sequences.run(settings=STATEFUL_SETTINGS)

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import tracing
 from shared.errors import error_body, install_error_handlers
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS, metrics_endpoint, route_of
+from shared.openapi import install_openapi
 from shared.version import __version__
 
 log = structlog.get_logger(__name__)
@@ -273,8 +274,11 @@ def create_app(
         openapi_url=openapi_url,
         docs_url=docs_url,
         redoc_url=None,
+        # operationId: the route's name (its function's), which links refer to.
+        generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestGuardMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     tracing.instrument_app(app, public=public)  # outermost: its span covers the whole request

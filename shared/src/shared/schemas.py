@@ -3,7 +3,7 @@ reference service, snake_case in Python."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
@@ -25,6 +25,11 @@ class CamelModel(BaseModel):
         if isinstance(value, str) and "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """``model_config`` of a body with these examples (as on the wire) in its JSON schema."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
 
 
 class FieldError(BaseModel):

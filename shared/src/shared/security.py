@@ -22,7 +22,9 @@ from shared.errors import Unauthorized
 from shared.revocation import CHECKED_HEADER, TokenStates, checked_by_gateway
 from shared.tokens import Claims, InvalidToken, verify_access_token
 
-_bearer = HTTPBearer(auto_error=False, description="The token from verify-otp or login.")
+_bearer = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="The token from verify-otp or login."
+)
 
 
 async def current_claims(

@@ -9,7 +9,19 @@ from pydantic import Field
 
 from auth.passwords import MAX_LENGTH, MIN_LENGTH
 from auth.phone import MAX_INPUT_LENGTH
-from shared.schemas import CamelModel
+from shared.schemas import CamelModel, examples
+
+_NUMBER = "+917373737373"
+_USER_ID = "5d6f8a2e-1c3b-4e7a-9f0d-2b4c6e8a0f13"
+_AT = "2026-12-01T09:00:00Z"
+_USER = {
+    "id": _USER_ID,
+    "mobileNumber": _NUMBER,
+    "createdAt": _AT,
+    "updatedAt": _AT,
+    "currentSubscription": {"tier": "BASIC", "cancelAtPeriodEnd": False},
+}
+_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI1ZDZmOGEyZSJ9.c2lnbmF0dXJl"
 
 MobileNumber = Field(
     min_length=1,
@@ -25,15 +37,21 @@ Otp = Field(pattern=r"^\d{6}$", description="The six-digit code.", examples=["12
 
 
 class SignupIn(CamelModel):
+    model_config = examples({"mobileNumber": "7373737373", "password": "correct horse battery"})
+
     mobile_number: str = MobileNumber
     password: str | None = Field(default=None, min_length=MIN_LENGTH, max_length=MAX_LENGTH)
 
 
 class MobileIn(CamelModel):
+    model_config = examples({"mobileNumber": "7373737373"})
+
     mobile_number: str = MobileNumber
 
 
 class VerifyOtpIn(CamelModel):
+    model_config = examples({"mobileNumber": "7373737373", "otp": "123456"})
+
     mobile_number: str = MobileNumber
     otp: str = Otp
     password: str | None = Field(
@@ -45,17 +63,27 @@ class VerifyOtpIn(CamelModel):
 
 
 class LoginIn(CamelModel):
+    model_config = examples({"mobileNumber": "7373737373", "password": "correct horse battery"})
+
     mobile_number: str = MobileNumber
     password: str = Field(min_length=1, max_length=MAX_LENGTH)
 
 
 class ResetPasswordIn(CamelModel):
+    model_config = examples(
+        {"mobileNumber": "7373737373", "otp": "123456", "newPassword": "staple battery horse"}
+    )
+
     mobile_number: str = MobileNumber
     otp: str = Otp
     new_password: str = Password
 
 
 class ChangePasswordIn(CamelModel):
+    model_config = examples(
+        {"currentPassword": "correct horse battery", "newPassword": "staple battery horse"}
+    )
+
     new_password: str = Password
     current_password: str | None = Field(
         default=None, max_length=MAX_LENGTH, description="Required when a password is set."
@@ -90,6 +118,16 @@ class UserData(CamelModel):
 
 
 class SignupOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "User registered successfully.",
+            "userId": _USER_ID,
+            "mobileNumber": _NUMBER,
+            "data": {"user": _USER},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     user_id: str
@@ -102,6 +140,15 @@ class OtpData(CamelModel):
 
 
 class OtpSentOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "OTP sent successfully.",
+            "otp": "123456",
+            "data": {"expiresIn": 300},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     otp: str | None = Field(
@@ -117,6 +164,15 @@ class TokenData(CamelModel):
 
 
 class TokenOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "OTP verified successfully.",
+            "token": _TOKEN,
+            "data": {"token": _TOKEN, "tokenType": "Bearer", "expiresIn": 86400},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     token: str
@@ -124,11 +180,17 @@ class TokenOut(CamelModel):
 
 
 class MessageOut(CamelModel):
+    model_config = examples(
+        {"status": "success", "message": "Password has been reset. Please log in again."}
+    )
+
     status: Literal["success"] = "success"
     message: str
 
 
 class MeOut(CamelModel):
+    model_config = examples({"status": "success", "data": {"user": _USER}})
+
     status: Literal["success"] = "success"
     data: UserData
 

@@ -88,7 +88,17 @@ async def subscription_portal(claims: CurrentUser, uow: Uow, ctx: Ctx) -> Portal
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "id": "evt_1a2b3c",
+                        "object": "event",
+                        "type": "checkout.session.completed",
+                        "data": {"object": {"id": "cs_test_a1b2c3", "object": "checkout.session"}},
+                    },
+                }
+            },
         }
     },
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from shared.schemas import CamelModel
+from shared.schemas import CamelModel, examples
 
 
 class CheckoutData(CamelModel):
@@ -14,6 +14,17 @@ class CheckoutData(CamelModel):
 
 
 class CheckoutOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "Stripe Checkout session created.",
+            "data": {
+                "checkoutUrl": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
+                "sessionId": "cs_test_a1b2c3",
+            },
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     data: CheckoutData
@@ -27,6 +38,18 @@ class StatusData(CamelModel):
 
 
 class StatusOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "data": {
+                "tier": "PRO",
+                "status": "active",
+                "currentPeriodEnd": "2027-01-01T09:00:00Z",
+                "cancelAtPeriodEnd": False,
+            },
+        }
+    )
+
     status: Literal["success"] = "success"
     data: StatusData
 
@@ -36,9 +59,18 @@ class PortalData(CamelModel):
 
 
 class PortalOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "data": {"url": "https://billing.stripe.com/p/session/test_a1b2c3"},
+        }
+    )
+
     status: Literal["success"] = "success"
     data: PortalData
 
 
 class WebhookOut(CamelModel):
+    model_config = examples({"received": True})
+
     received: bool = True

@@ -96,11 +96,28 @@ def stream_url(message: Message) -> str:
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
 
+def _room_link(operation_id: str) -> dict[str, object]:
+    """An OpenAPI link from the created room to an operation on it, by its id (for
+    readers, and for schemathesis' stateful tests)."""
+    return {
+        "operationId": operation_id,
+        "parameters": {"chatroom_id": "$response.body#/data/chatroom/id"},
+    }
+
+
+ROOM_LINKS = {
+    "GetChatroom": _room_link("get_chatroom"),
+    "RenameChatroom": _room_link("rename_chatroom"),
+    "DeleteChatroom": _room_link("delete_chatroom"),
+    "SendMessage": _room_link("send_message"),
+}
+
+
 @router.post(
     "/chatroom",
     status_code=201,
     response_model=ChatroomCreatedOut,
-    responses=error_responses(400, 401, 409),
+    responses={201: {"links": ROOM_LINKS}, **error_responses(400, 401, 409)},
 )
 async def create_chatroom(
     user: UserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
@@ -250,7 +267,7 @@ async def regenerate_reply(
     "/chatroom/{chatroom_id}/message/{reply_id}/stream",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The reply as it is generated"},
+        200: streaming.STREAM_RESPONSE,
         **error_responses(400, 401, 404, 429, 503),
     },
 )

@@ -8,14 +8,59 @@ from typing import Literal
 from pydantic import Field, computed_field
 
 from chat.repository import MessageStatus, Role
-from shared.schemas import CamelModel
+from shared.schemas import CamelModel, examples
+
+_USER_ID = "5d6f8a2e-1c3b-4e7a-9f0d-2b4c6e8a0f13"
+_ROOM_ID = "0b6f1f5c-2d1e-4b8a-9c3d-7e5f4a3b2c1d"
+_AT = "2026-12-01T09:00:00Z"
+_CURSOR = (
+    "WyIyMDI2LTEyLTAxVDA5OjAwOjAwKzAwOjAwIiwgIjBiNmYxZjVjLTJkMWUtNGI4YS05YzNkLTdlNWY0YTNiMmMxZCJd"
+)
+_ROOM = {
+    "id": _ROOM_ID,
+    "name": "chatroom 01 basic",
+    "userId": _USER_ID,
+    "createdAt": _AT,
+    "updatedAt": _AT,
+}
+_PROMPT = {
+    "id": "8e2d4c6a-0b1f-4a3e-8d5c-7f9a1b3c5e70",
+    "chatroomId": _ROOM_ID,
+    "chatRoomId": _ROOM_ID,
+    "role": "USER",
+    "content": "what is yoga?",
+    "status": "completed",
+    "createdAt": _AT,
+    "completedAt": _AT,
+}
+_REPLY_ID = "3f0c6a1e-8a6b-4c47-9d0e-2b1f5e7c9a10"
+_REPLY = {
+    "id": _REPLY_ID,
+    "chatroomId": _ROOM_ID,
+    "chatRoomId": _ROOM_ID,
+    "role": "GEMINI",
+    "content": "Yoga is a practice.",
+    "status": "completed",
+    "createdAt": _AT,
+    "completedAt": "2026-12-01T09:00:02Z",
+    "replyTo": _PROMPT["id"],
+}
+_NEW_REPLY = {
+    "id": "a47c2e9b-6d3f-4b1a-8e5c-0f2d4b6a8c91",
+    "status": "queued",
+    "streamUrl": f"/api/v1/chatroom/{_ROOM_ID}/message/a47c2e9b-6d3f-4b1a-8e5c-0f2d4b6a8c91/stream",
+}
 
 
 class ChatroomIn(CamelModel):
+    model_config = examples({"name": "chatroom 01 basic"})
+
     name: str = Field(min_length=1, max_length=1000, examples=["chatroom 01 basic"])
 
 
 class NewChatroomIn(CamelModel):
+    model_config = examples({"name": "chatroom 01 basic"})
+
     name: str | None = Field(
         default=None,
         min_length=1,
@@ -25,6 +70,8 @@ class NewChatroomIn(CamelModel):
 
 
 class MessageIn(CamelModel):
+    model_config = examples({"content": "what is yoga?"})
+
     content: str = Field(min_length=1, max_length=100_000, examples=["what is yoga?"])
 
 
@@ -68,12 +115,22 @@ class ChatroomData(CamelModel):
 
 
 class ChatroomCreatedOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "Chatroom created successfully.",
+            "data": {"chatroom": _ROOM},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     data: ChatroomData
 
 
 class ChatroomOutEnvelope(CamelModel):
+    model_config = examples({"status": "success", "data": {"chatroom": _ROOM}})
+
     status: Literal["success"] = "success"
     data: ChatroomData
 
@@ -83,6 +140,13 @@ class ChatroomDetailData(CamelModel):
 
 
 class ChatroomDetailOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "data": {"chatroom": {**_ROOM, "messages": [_PROMPT, _REPLY], "hasMore": False}},
+        }
+    )
+
     status: Literal["success"] = "success"
     data: ChatroomDetailData
 
@@ -93,6 +157,17 @@ class ChatroomListData(CamelModel):
 
 
 class ChatroomListOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "results": 1,
+            "data": {
+                "chatrooms": [_ROOM],
+                "nextCursor": _CURSOR,
+            },
+        }
+    )
+
     status: Literal["success"] = "success"
     results: int
     data: ChatroomListData
@@ -110,6 +185,14 @@ class MessageQueuedData(CamelModel):
 
 
 class MessageQueuedOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "Message sent and queued for AI response.",
+            "data": {"message": _PROMPT, "reply": _NEW_REPLY},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     data: MessageQueuedData
@@ -120,6 +203,14 @@ class ReplyData(CamelModel):
 
 
 class ReplyOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "Reply stopped.",
+            "data": {"reply": {**_REPLY, "status": "cancelled"}},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     data: ReplyData
@@ -131,6 +222,14 @@ class RegeneratedData(CamelModel):
 
 
 class RegeneratedOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "message": "Regenerating the reply.",
+            "data": {"reply": _NEW_REPLY, "previous": {**_REPLY, "supersededBy": _NEW_REPLY["id"]}},
+        }
+    )
+
     status: Literal["success"] = "success"
     message: str
     data: RegeneratedData
@@ -145,5 +244,12 @@ class UsageData(CamelModel):
 
 
 class UsageOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "data": {"tier": "BASIC", "limit": 5, "used": 1, "remaining": 4, "resetsAt": _AT},
+        }
+    )
+
     status: Literal["success"] = "success"
     data: UsageData

@@ -58,6 +58,93 @@ LoadReply = Callable[[], Awaitable[Message]]
 Render = Callable[[Message], dict[str, Any]]
 SseEvent = dict[str, str]  # event, data and id: what EventSourceResponse sends
 
+
+def _event_schema(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event's JSON schema, as schemathesis reads a stream: ``data`` is JSON text."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": kind},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+            "id": {"type": "string"},
+        },
+    }
+
+
+def _example_event(event_id: str, kind: str, data: dict[str, Any]) -> str:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+_EXAMPLE_ROOM_ID = "0b6f1f5c-2d1e-4b8a-9c3d-7e5f4a3b2c1d"
+_EXAMPLE_EVENTS: list[tuple[str, dict[str, Any]]] = [
+    ("token", {"text": "Yoga is "}),
+    ("token", {"text": "a practice."}),
+    (
+        "done",
+        {
+            "status": "completed",
+            "reply": {
+                "id": "3f0c6a1e-8a6b-4c47-9d0e-2b1f5e7c9a10",
+                "chatroomId": _EXAMPLE_ROOM_ID,
+                "chatRoomId": _EXAMPLE_ROOM_ID,
+                "role": "GEMINI",
+                "content": "Yoga is a practice.",
+                "status": "completed",
+                "createdAt": "2026-12-01T09:00:00Z",
+                "completedAt": "2026-12-01T09:00:02Z",
+            },
+        },
+    ),
+]
+# The 200 of the stream route in the OpenAPI document: the events above, with an example.
+STREAM_EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        _event_schema(
+            "token",
+            {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        ),
+        _event_schema("reset", {"type": "object", "maxProperties": 0}),
+        _event_schema(
+            "done",
+            {
+                "type": "object",
+                "required": ["status", "reply"],
+                "properties": {
+                    "status": {"enum": sorted(FINAL)},
+                    "reply": {"$ref": "#/components/schemas/MessageOut"},
+                    "error": {"type": "string"},
+                },
+            },
+        ),
+    ]
+}
+STREAM_RESPONSE: dict[str, Any] = {
+    "description": (
+        "The reply as it is generated, as server-sent events (`text/event-stream`), and a"
+        " `: ping` comment line now and then while it is quiet. Events:\n\n"
+        '- `token`: `{"text": "..."}`, the next piece of the reply; its `id` is what'
+        " `Last-Event-ID` resumes after;\n"
+        "- `reset`: `{}`, discard the text so far: a new attempt starts;\n"
+        '- `done`: `{"status": "completed" | "failed" | "blocked" | "cancelled",'
+        ' "reply": {...the stored message...}}` and `"error"` when the reply failed;'
+        " the last event of the stream."
+    ),
+    "content": {
+        "text/event-stream": {
+            "schema": STREAM_EVENT_SCHEMA,
+            "example": "".join(
+                _example_event(f"1732000000000-{n}", kind, data)
+                for n, (kind, data) in enumerate(_EXAMPLE_EVENTS)
+            ),
+        }
+    },
+}
+
 # A Redis stream entry id, as the ``token`` events carry it: milliseconds, then an
 # optional sequence number, each an unsigned 64-bit integer.
 _ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")

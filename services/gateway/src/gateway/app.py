@@ -46,19 +46,27 @@ CONTENT_SECURITY_POLICY = (
 )
 # No hashed file names, so the browser revalidates every file (a 304 while unchanged).
 CLIENT_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-# /docs: Swagger UI from the pinned fastapi-offline package's copy of swagger-ui-dist and
-# our own page and init script, all served by the gateway: no script from anywhere else.
+# /docs and /redoc: Swagger UI and ReDoc from the pinned fastapi-offline package's copies
+# (swagger-ui-dist, redoc's standalone bundle) and our own pages and init script, all
+# served by the gateway: no script from anywhere else.
 SWAGGER_PAGE_DIR = Path(__file__).resolve().parent / "swagger"
-SWAGGER_DIST_DIR = Path(str(files("fastapi_offline") / "static"))
+REDOC_PAGE_DIR = Path(__file__).resolve().parent / "redoc"
+DOCS_DIST_DIR = Path(str(files("fastapi_offline") / "static"))
 DOCS_FILES = {
-    "swagger-ui-bundle.js": SWAGGER_DIST_DIR / "swagger-ui-bundle.js",
-    "swagger-ui.css": SWAGGER_DIST_DIR / "swagger-ui.css",
+    "swagger-ui-bundle.js": DOCS_DIST_DIR / "swagger-ui-bundle.js",
+    "swagger-ui.css": DOCS_DIST_DIR / "swagger-ui.css",
     "swagger-init.js": SWAGGER_PAGE_DIR / "swagger-init.js",
 }
+REDOC_FILES = {"redoc.standalone.js": DOCS_DIST_DIR / "redoc.standalone.js"}
 DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
     "font-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
+)
+# ReDoc writes its styles into <style> elements (styled-components) and searches in a
+# worker it starts from a blob: its scripts are still our own file only.
+REDOC_CONTENT_SECURITY_POLICY = DOCS_CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'; worker-src blob:"
 )
 
 
@@ -126,10 +134,14 @@ async def openapi_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(await request.app.state.openapi.document())
 
 
-async def docs_page(_: Request) -> FileResponse:
-    """Swagger UI for the merged document, under a policy that allows only our own files."""
-    headers = {**CLIENT_HEADERS, "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
-    return FileResponse(SWAGGER_PAGE_DIR / "index.html", media_type="text/html", headers=headers)
+def docs_page(page: Path, policy: str) -> Callable[[Request], Awaitable[FileResponse]]:
+    """An API documentation page for the merged document, under ``policy``."""
+    headers = {**CLIENT_HEADERS, "Content-Security-Policy": policy}
+
+    async def endpoint(_: Request) -> FileResponse:
+        return FileResponse(page, media_type="text/html", headers=headers)
+
+    return endpoint
 
 
 def docs_file(path: Path) -> Callable[[Request], Awaitable[FileResponse]]:
@@ -202,11 +214,17 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.add_route("/openapi.json", openapi_endpoint, methods=["GET"], include_in_schema=False)
-    app.add_route("/docs", docs_page, methods=["GET"], include_in_schema=False)
-    for name, path in DOCS_FILES.items():
-        app.add_route(
-            f"/docs/static/{name}", docs_file(path), methods=["GET"], include_in_schema=False
-        )
+    docs = (
+        ("/docs", SWAGGER_PAGE_DIR, DOCS_CONTENT_SECURITY_POLICY, DOCS_FILES),
+        ("/redoc", REDOC_PAGE_DIR, REDOC_CONTENT_SECURITY_POLICY, REDOC_FILES),
+    )
+    for prefix, page_dir, policy, static in docs:
+        endpoint = docs_page(page_dir / "index.html", policy)
+        app.add_route(prefix, endpoint, methods=["GET"], include_in_schema=False)
+        for name, path in static.items():
+            app.add_route(
+                f"{prefix}/static/{name}", docs_file(path), methods=["GET"], include_in_schema=False
+            )
     for page in CLIENT_PAGES:
         app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))

@@ -20,6 +20,7 @@ import aiohttp
 import structlog
 
 from gateway.routes import ROUTE_TABLE
+from shared.openapi import SHARED_ERRORS
 from shared.schemas import ErrorBody
 from shared.version import __version__
 
@@ -32,35 +33,14 @@ BEARER_SCHEME = "HTTPBearer"
 _SCHEMA_REF = "#/components/schemas/"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-_OK = {"200": {"description": "OK"}}
-GATEWAY_PATHS: dict[str, Any] = {
-    "/healthz": {
-        "get": {
-            "tags": ["health"],
-            "summary": "Liveness",
-            "operationId": "healthz",
-            "responses": _OK,
-        }
-    },
-    "/readyz": {
-        "get": {
-            "tags": ["health"],
-            "summary": "Readiness: the gateway's own Redis answers (not the services behind it)",
-            "operationId": "readyz",
-            "responses": {**_OK, "503": {"description": "A dependency is not available"}},
-        }
-    },
-}
-
-
 # What the gateway itself may answer for a proxied operation, whatever the service documents.
 _GATEWAY_ERRORS = {
     "502": "The service sent an invalid response",
     "503": "The service is unavailable",
     "504": "The service did not answer in time",
 }
-_AUTH_ERROR = {"401": "Missing, invalid, expired or revoked bearer token"}
-_BODY_ERROR = {"413": "The request body is too large"}
+_AUTH_ERROR = {"401": SHARED_ERRORS["401"]}
+_BODY_ERROR = {"413": SHARED_ERRORS["413"]}
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -83,6 +63,33 @@ def _error_envelope() -> dict[str, Any]:
 ERROR_ENVELOPE = _error_envelope()
 
 
+def _error(description: str) -> dict[str, Any]:
+    """A response in the error envelope."""
+    content = {"application/json": {"schema": copy.deepcopy(ERROR_ENVELOPE)}}
+    return {"description": description, "content": content}
+
+
+_OK = {"200": {"description": "OK"}}
+GATEWAY_PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Liveness",
+            "operationId": "healthz",
+            "responses": _OK,
+        }
+    },
+    "/readyz": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Readiness: the gateway's own Redis answers (not the services behind it)",
+            "operationId": "readyz",
+            "responses": {**_OK, "503": _error("A dependency is not available")},
+        }
+    },
+}
+
+
 def _add_gateway_errors(operation: dict[str, Any], requires_auth: bool) -> None:
     """Document the gateway's own error answers on an operation that does not already."""
     errors = dict(_GATEWAY_ERRORS)
@@ -92,13 +99,7 @@ def _add_gateway_errors(operation: dict[str, Any], requires_auth: bool) -> None:
         errors |= _BODY_ERROR
     responses = operation.setdefault("responses", {})
     for status, description in errors.items():
-        responses.setdefault(
-            status,
-            {
-                "description": description,
-                "content": {"application/json": {"schema": copy.deepcopy(ERROR_ENVELOPE)}},
-            },
-        )
+        responses.setdefault(status, _error(description))
 
 
 def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:

@@ -192,6 +192,24 @@ async def test_docs_serve_swagger_ui_from_the_gateway_itself_under_a_strict_csp(
     assert '"/openapi.json"' in init.text
 
 
+async def test_redoc_serves_the_pinned_bundle_from_the_gateway_itself(gateway) -> None:
+    response = await gateway.get("/redoc")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    csp = policy(response.headers["content-security-policy"])
+    assert csp["script-src"] == ["'self'"]
+    assert csp["default-src"] == ["'none'"]
+    page = ResourceLinks()
+    page.feed(response.text)
+    assert page.inline_scripts == 0
+    assert page.scripts == ["/redoc/static/redoc.standalone.js"]  # same origin, no CDN
+    assert 'spec-url="/openapi.json"' in response.text
+    bundle = await gateway.get(page.scripts[0])
+    assert bundle.status_code == 200
+    assert "javascript" in bundle.headers["content-type"]
+    assert bundle.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_docs_static_serves_only_its_own_files(gateway) -> None:
     for path in ("/docs/static/redoc.standalone.js", "/docs/static/../app.py", "/docs/static/"):
         response = await gateway.get(path)
