@@ -1,33 +1,42 @@
 # `make run` starts the whole stack; `make test` runs every test suite. Both create the
-# virtualenv on first use and find (or start) Postgres and Redis: see dev/infra.py.
+# virtualenv on first use (`make run` with the runtime packages only) and find (or start)
+# Postgres and Redis: see dev/infra.py.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVICES := auth chat billing ai-worker gateway
-STAMP := $(VENV)/.installed
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt
 
-.PHONY: install chromium prometheus newman wrk run observe test bench lint typecheck format clean
+.PHONY: install install-run chromium prometheus newman wrk run observe test bench lint typecheck format clean
 
-install: $(STAMP)
+# Two layers, pinned in constraints.txt's sections: the runtime (`make run`, `make observe`:
+# the six packages and requirements-run.txt) and, on top of it, the tests and tools
+# (requirements-dev.txt: `make test`, `make bench`, `make lint`, ...). Each stamp is
+# remade when one of its files changes.
+install: $(VENV)/.installed-dev
+install-run: $(VENV)/.installed-run
 
 # --no-compile: a module is compiled when first imported; compiling every module of every
 # package up front (stripe alone has ~1,650) cost a fresh clone's `make test` time for
 # modules nothing imports.
-$(STAMP): constraints.txt requirements-dev.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(VENV)/.installed-run: constraints.txt requirements-run.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=...)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt \
-		-r requirements-dev.txt -e shared $(foreach s,$(SERVICES),-e services/$(s))
+	$(PIP_INSTALL) -r requirements-run.txt -e shared $(foreach s,$(SERVICES),-e services/$(s))
 	@touch $@
 
-run: install
+$(VENV)/.installed-dev: $(VENV)/.installed-run requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	@touch $@
+
+run: install-run
 	@$(PY) -m dev run
 
 # Prometheus scraping the stack `make run` started, with the alert rules loaded (on
 # PROMETHEUS_PORT, default 9090; its data in .data/prometheus): see README, Operations.
-observe: install prometheus
+observe: install-run prometheus
 	@$(PY) -m dev observe
 
 test: install chromium prometheus newman

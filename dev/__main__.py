@@ -34,6 +34,7 @@ from dev.stack import (
     REPO_ROOT,
     SERVICES,
     SIMULATORS,
+    START_TIMEOUT,
     Stack,
     StackError,
     dev_jwt_secret,
@@ -145,7 +146,7 @@ def run() -> int:
         stack = cleanup.enter_context(Stack(env, services))
         stack.migrate()
         stack.start()
-        stack.wait_healthy(60)
+        stack.wait_healthy(START_TIMEOUT)
         print(f"Server is running on port {env['PORT']}", flush=True)
         print(f"Access it at: http://localhost:{env['PORT']}", flush=True)
         for note in _notes(env, infra, services):

@@ -35,6 +35,7 @@ __all__ = [
     "LOCAL_CLIENT_LIMITS",
     "SERVICES",
     "SIMULATORS",
+    "START_TIMEOUT",
     "ServiceSpec",
     "Stack",
     "StackError",
@@ -46,6 +47,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK_PROXIES = "127.0.0.1,::1"
 STOP_TIMEOUT = 10.0
 MIGRATE_TIMEOUT = 120.0
+# How long the services may take to answer /healthz after they start: the first start of
+# a fresh checkout compiles every module it imports (pip installs without .pyc), five
+# processes at once, which took over a minute on a loaded 2-core machine.
+START_TIMEOUT = 180.0
 
 
 class ServiceSpec(NamedTuple):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dev.stack import LOCAL_CLIENT_LIMITS, Stack, free_port
+from dev.stack import LOCAL_CLIENT_LIMITS, START_TIMEOUT, Stack, free_port
 from shared.testing.otlp import Receiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -78,7 +78,7 @@ def stack(
     with Stack(env, log_dir=log_dir, cwd=tmp_path_factory.mktemp("stack")) as running:
         running.migrate()
         running.start()
-        running.wait_healthy(60)
+        running.wait_healthy(START_TIMEOUT)
         yield running
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from dev.stack import LOCAL_CLIENT_LIMITS, Stack, free_port
+from dev.stack import LOCAL_CLIENT_LIMITS, START_TIMEOUT, Stack, free_port
 from shared.testing.fixtures import random_mobile_number
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def low_limit_stack(
     with Stack(env, ["auth", "gateway"], log_dir=log_dir, cwd=cwd) as running:
         running.migrate()
         running.start()
-        running.wait_healthy(60)
+        running.wait_healthy(START_TIMEOUT)
         yield running
 
 

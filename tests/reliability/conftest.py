@@ -22,7 +22,7 @@ import pytest
 
 from dev import infra as dev_infra
 from dev.proc import free_port, stop_all
-from dev.stack import LOCAL_CLIENT_LIMITS, Stack
+from dev.stack import LOCAL_CLIENT_LIMITS, START_TIMEOUT, Stack
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOG_DIR = ARTIFACTS / "reliability-logs"
@@ -126,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         stack.migrate()
         stack.start()
-        stack.wait_healthy(60)
+        stack.wait_healthy(START_TIMEOUT)
         yield World(stack=stack, infra=infra, data_dir=data_dir)
     finally:
         stack.stop()
