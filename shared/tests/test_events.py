@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -9,7 +10,15 @@ import pytest
 from pydantic import ValidationError
 
 import shared.events as events
-from shared.events import CATALOG, UPCASTERS, Event, MessageQueued, decode, encode
+from shared.events import (
+    CATALOG,
+    UPCASTERS,
+    Event,
+    MessageQueued,
+    SubscriptionChanged,
+    decode,
+    encode,
+)
 from shared.events.envelope import register, to_json, upcaster
 
 SAMPLES = Path(events.__file__).parent / "samples"
@@ -63,6 +72,18 @@ def test_round_trip_keeps_every_field():
     decoded_envelope, decoded = decode(to_json(envelope))
     assert decoded == event
     assert decoded_envelope.correlation_id == "req-1"
+
+
+def test_subscription_changed_from_before_the_period_start_still_decodes():
+    wire = json.loads((SAMPLES / "SubscriptionChanged.v1.json").read_text())
+    _, event = decode(json.dumps(wire))
+    assert isinstance(event, SubscriptionChanged)
+    assert event.current_period_start == datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
+    del wire["payload"]["currentPeriodStart"]  # as billing published it before 1.4.0
+    _, older = decode(json.dumps(wire))
+    assert isinstance(older, SubscriptionChanged)
+    assert older.current_period_start is None
+    assert older.current_period_end == event.current_period_end
 
 
 def test_events_are_frozen():

@@ -42,6 +42,7 @@ class SubscriptionState:
     cancel_at_period_end: bool
     grace_until: datetime | None
     as_of: datetime
+    current_period_start: datetime | None = None
 
     def tier(self, now: datetime) -> Tier:
         return derive_tier(self.status, self.current_period_end, now, self.grace_until)
@@ -50,8 +51,8 @@ class SubscriptionState:
 async def subscription_state(conn: AsyncConnection, user_id: uuid.UUID) -> SubscriptionState | None:
     async with conn.cursor(row_factory=class_row(SubscriptionState)) as cur:
         await cur.execute(
-            "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of"
-            " FROM subscriptions WHERE user_id = %s",
+            "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of,"
+            " current_period_start FROM subscriptions WHERE user_id = %s",
             (user_id,),
         )
         return await cur.fetchone()
@@ -62,10 +63,12 @@ async def project_subscription_changed(conn: AsyncConnection, event: Subscriptio
     cur = await conn.execute(
         """
         INSERT INTO subscriptions AS s
-            (user_id, status, current_period_end, cancel_at_period_end, grace_until, as_of)
-        VALUES (%s, %s, %s, %s, %s, %s)
+            (user_id, status, current_period_start, current_period_end, cancel_at_period_end,
+             grace_until, as_of)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (user_id) DO UPDATE
-           SET status = EXCLUDED.status, current_period_end = EXCLUDED.current_period_end,
+           SET status = EXCLUDED.status, current_period_start = EXCLUDED.current_period_start,
+               current_period_end = EXCLUDED.current_period_end,
                cancel_at_period_end = EXCLUDED.cancel_at_period_end,
                grace_until = EXCLUDED.grace_until, as_of = EXCLUDED.as_of
          WHERE s.as_of < EXCLUDED.as_of
@@ -73,6 +76,7 @@ async def project_subscription_changed(conn: AsyncConnection, event: Subscriptio
         (
             event.user_id,
             event.status,
+            event.current_period_start,
             event.current_period_end,
             event.cancel_at_period_end,
             event.grace_until,

@@ -59,6 +59,7 @@ def _user_out(user: User, subscription: SubscriptionState | None = None) -> User
         current = Subscription(
             tier=subscription.tier(datetime.now(UTC)),
             status=subscription.status,
+            current_period_start=subscription.current_period_start,
             current_period_end=subscription.current_period_end,
             cancel_at_period_end=subscription.cancel_at_period_end,
         )

@@ -101,6 +101,7 @@ class ChangePasswordIn(CamelModel):
 class Subscription(CamelModel):
     tier: Literal["BASIC", "PRO"] = "BASIC"
     status: str | None = None
+    current_period_start: datetime | None = None
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
 

@@ -290,11 +290,13 @@ async def test_me_shows_the_subscription_projection(client, redis):
     number = random_mobile_number()
     user_id = (await signup(client, number))["userId"]
     token = (await verify(client, number, await send_otp(client, number))).json()["token"]
-    period_end = datetime.now(UTC) + timedelta(days=30)
+    period_start = datetime.now(UTC).replace(microsecond=0)
+    period_end = period_start + timedelta(days=30)
     event = SubscriptionChanged(
         user_id=user_id,
         tier="PRO",
         status="active",
+        current_period_start=period_start,
         current_period_end=period_end,
         as_of=datetime.now(UTC),
     )
@@ -310,3 +312,5 @@ async def test_me_shows_the_subscription_projection(client, redis):
     current = me.json()["data"]["user"]["currentSubscription"]
     assert current["status"] == "active"
     assert current["cancelAtPeriodEnd"] is False
+    assert datetime.fromisoformat(current["currentPeriodStart"]) == period_start
+    assert datetime.fromisoformat(current["currentPeriodEnd"]) == period_end

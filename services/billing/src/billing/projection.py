@@ -51,6 +51,7 @@ class Plan:
     user_id: uuid.UUID
     stripe_subscription_id: str | None
     status: str
+    current_period_start: datetime | None
     current_period_end: datetime | None
     cancel_at_period_end: bool
     grace_until: datetime | None
@@ -66,6 +67,7 @@ class Plan:
         fields = (
             "stripe_subscription_id",
             "status",
+            "current_period_start",
             "current_period_end",
             "cancel_at_period_end",
             "grace_until",
@@ -139,6 +141,7 @@ def plan_for(
             user_id=user_id,
             stripe_subscription_id=sub.stripe_subscription_id,
             status=sub.status,
+            current_period_start=sub.current_period_start,
             current_period_end=sub.current_period_end,
             cancel_at_period_end=sub.cancel_at_period_end,
             grace_until=grace_until,
@@ -152,6 +155,7 @@ def plan_for(
             user_id=user_id,
             stripe_subscription_id=None,
             status=NO_PLAN_STATUS,
+            current_period_start=None,
             current_period_end=None,
             cancel_at_period_end=False,
             grace_until=None,

@@ -284,8 +284,8 @@ async def save_subscription(conn: AsyncConnection, sub: Subscription) -> None:
 
 
 _PLAN = (
-    "user_id, stripe_subscription_id, status, current_period_end, cancel_at_period_end,"
-    " grace_until, as_of"
+    "user_id, stripe_subscription_id, status, current_period_start, current_period_end,"
+    " cancel_at_period_end, grace_until, as_of"
 )
 
 
@@ -298,9 +298,10 @@ async def get_plan(conn: AsyncConnection, user_id: uuid.UUID) -> Plan | None:
 async def save_plan(conn: AsyncConnection, plan: Plan, tier: str) -> None:
     await conn.execute(
         f"""
-        INSERT INTO plans ({_PLAN}, tier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO plans ({_PLAN}, tier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (user_id) DO UPDATE SET
             stripe_subscription_id = EXCLUDED.stripe_subscription_id, status = EXCLUDED.status,
+            current_period_start = EXCLUDED.current_period_start,
             current_period_end = EXCLUDED.current_period_end,
             cancel_at_period_end = EXCLUDED.cancel_at_period_end,
             grace_until = EXCLUDED.grace_until, as_of = EXCLUDED.as_of, tier = EXCLUDED.tier
@@ -309,6 +310,7 @@ async def save_plan(conn: AsyncConnection, plan: Plan, tier: str) -> None:
             plan.user_id,
             plan.stripe_subscription_id,
             plan.status,
+            plan.current_period_start,
             plan.current_period_end,
             plan.cancel_at_period_end,
             plan.grace_until,

@@ -298,6 +298,7 @@ async def _refresh(
                 user_id=user_id,
                 tier=plan.tier(now),
                 status=plan.status,
+                current_period_start=plan.current_period_start,
                 current_period_end=plan.current_period_end,
                 cancel_at_period_end=plan.cancel_at_period_end,
                 grace_until=plan.grace_until,

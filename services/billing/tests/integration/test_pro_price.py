@@ -82,6 +82,11 @@ async def test_another_price_leaves_the_user_basic_live_and_after_rebuild_and_pr
         assert await tier() == "PRO"
         last = (await announced(app.state.pool, user))[-1]
         assert tier_a_consumer_derives(last) == "PRO"
+        item = (await stripe_sim.stripe.v1.subscriptions.retrieve_async(pro))["items"]["data"][0]
+        assert (last.current_period_start, last.current_period_end) == (
+            datetime.fromtimestamp(item["current_period_start"], UTC),
+            datetime.fromtimestamp(item["current_period_end"], UTC),
+        )
         response = await billing.get("/api/v1/subscription/status", headers=auth)
         assert response.json()["data"]["status"] == "active"
         await service.rebuild(UnitOfWork(app.state.pool), ctx)

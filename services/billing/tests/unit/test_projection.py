@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from billing.projection import apply_snapshot, plan_for
@@ -82,6 +83,13 @@ def test_plan_changes_are_detected_on_what_consumers_derive():
     cancelling = apply_snapshot(later, snapshot(cancel=True), USER, T0 + timedelta(minutes=2))
     assert not plan_for(USER, [cancelling], timedelta(0), PRO).announces_the_same_as(plan)
     assert not plan.announces_the_same_as(None)
+
+
+def test_the_plan_carries_the_period_start_and_announces_a_new_one():
+    plan = plan_for(USER, [apply_snapshot(None, snapshot(), USER, T0)], timedelta(0), PRO)
+    assert (plan.current_period_start, plan.current_period_end) == (T0, T0 + timedelta(days=30))
+    # A plan saved without it (before it was announced) is announced again.
+    assert not plan.announces_the_same_as(replace(plan, current_period_start=None))
 
 
 def test_only_a_subscription_for_the_pro_price_makes_the_user_pro():

@@ -96,6 +96,7 @@ class SubscriptionChanged(Event):
     user_id: uuid.UUID
     tier: Literal["BASIC", "PRO"]
     status: str
+    current_period_start: datetime | None = None
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
     # While past_due: PRO until this instant (billing's grace period), BASIC after.
