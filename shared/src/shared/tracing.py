@@ -197,6 +197,16 @@ def _parent(carrier: Mapping[str, str] | None) -> Any:
     return extract(dict(carrier or {}))
 
 
+def _messaging(operation: str, stream: str, **more: str) -> dict[str, str]:
+    """The semantic-convention attributes of a span that sends or handles a stream entry."""
+    return {
+        "messaging.system": "redis",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": stream,
+        **more,
+    }
+
+
 @contextmanager
 def consuming(
     carrier: Mapping[str, str] | None, *, event_type: str, event_id: str, stream: str, group: str
@@ -212,13 +222,11 @@ def consuming(
         f"{event_type} process",
         context=_parent(carrier),
         kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "redis",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": stream,
-            "messaging.consumer.group.name": group,
-            "messaging.message.id": event_id,
-        },
+        attributes=_messaging(
+            "process",
+            stream,
+            **{"messaging.consumer.group.name": group, "messaging.message.id": event_id},
+        ),
     ):
         yield
 
@@ -240,11 +248,7 @@ def publishing(rows: Sequence[tuple[str, str, str]]) -> Iterator[None]:
                 f"{type_} publish",
                 context=_parent(carrier),
                 kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "redis",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": stream,
-                },
+                attributes=_messaging("send", stream),
             )
         )
     try:
