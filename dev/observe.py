@@ -22,11 +22,10 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import yaml
 
-from deploy.tests.observability import as_promql, dashboard_exprs
+from deploy.observability import ALERTS, as_promql, dashboard_exprs
 from dev.proc import spawn, stop_all, tail
-from dev.stack import REPO_ROOT, SIMULATORS, Stack
+from dev.stack import SIMULATORS, Stack
 
-ALERTS = REPO_ROOT / "deploy" / "observability" / "alerts.yaml"
 DEFAULT_PORT = 9090
 STOP_TIMEOUT = 10.0
 # The classic graph page shows every panel named here, from the Grafana dashboard.

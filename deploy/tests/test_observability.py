@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from deploy.tests.observability import (
+from deploy.observability import (
     ALERTS,
     all_panels,
     as_promql,

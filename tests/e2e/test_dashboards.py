@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.tests.observability import dashboard_exprs, exposed_names, rule_exprs, unknown_names
+from deploy.observability import dashboard_exprs, exposed_names, rule_exprs, unknown_names
 from shared.testing.accounts import sign_up_and_in
 from tests.e2e.traffic import Chatter, scrape
 

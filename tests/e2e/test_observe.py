@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.tests.observability import as_promql, dashboard_exprs, load_rules, rule_exprs
+from deploy.observability import as_promql, dashboard_exprs, load_rules, rule_exprs
 from dev.observe import Prometheus, scrape_targets
 from dev.stack import Stack, free_port
 from shared.testing.wait import eventually

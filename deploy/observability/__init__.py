@@ -1,7 +1,8 @@
-"""The alerting rules and the Grafana dashboard in deploy/observability, and the metric
-names their PromQL reads: checked offline by test_observability.py, against every
-service's live /metrics by tests/e2e/test_dashboards.py, run on Prometheus scraping the
-stack by tests/e2e/test_observe.py."""
+"""The alerting rules and the Grafana dashboard beside this module, and the metric names
+their PromQL reads: `make observe` loads the rules and graphs the queries (dev/observe.py);
+checked offline by deploy/tests/test_observability.py, against every service's live
+/metrics by tests/e2e/test_dashboards.py, run on Prometheus scraping the stack by
+tests/e2e/test_observe.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-OBSERVABILITY = Path(__file__).resolve().parents[1] / "observability"
+OBSERVABILITY = Path(__file__).resolve().parent
 ALERTS = OBSERVABILITY / "alerts.yaml"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
 
