@@ -13,8 +13,9 @@ from typing import Annotated, Self
 
 import structlog
 from fastapi import Depends, Request
-from psycopg import AsyncConnection, AsyncPipeline, AsyncTransaction
+from psycopg import AsyncConnection, AsyncTransaction
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from shared import tracing
@@ -58,22 +59,21 @@ class UnitOfWork:
     transaction that rolled back).
     """
 
-    def __init__(self, pool: AsyncConnectionPool, *, pipeline: bool = False) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *, autocommit: bool = False) -> None:
         self._pool = pool
-        self._pipeline = pipeline
-        # _conn_cm, _tx_cm and conn are set on entering; _pipeline_cm in pipeline mode only.
+        self._autocommit = autocommit
+        # _conn_cm and conn are set on entering; _tx_cm too, unless in autocommit mode.
         self._conn_cm: AbstractAsyncContextManager[AsyncConnection]
-        self._pipeline_cm: AbstractAsyncContextManager[AsyncPipeline] | None = None
-        self._tx_cm: AbstractAsyncContextManager[AsyncTransaction]
+        self._tx_cm: AbstractAsyncContextManager[AsyncTransaction] | None = None
         self._after_commit: list[AfterCommit] = []
         self.conn: AsyncConnection
 
-    def pipelined(self) -> UnitOfWork:
-        """The same kind of unit of work in psycopg's pipeline mode: a statement whose
-        result is not fetched yet does not wait for Postgres, so the statements up to the
-        next fetch (BEGIN and COMMIT included) travel in one round trip. For use cases that
-        fetch at few, chosen places: errors and row counts arrive only at a fetch."""
-        return UnitOfWork(self._pool, pipeline=True)
+    def autocommit(self) -> UnitOfWork:
+        """The same kind of unit of work without a transaction: each statement commits on
+        its own, and no BEGIN or COMMIT costs a round trip. For a use case that reads first
+        and then writes everything in one statement (atomic by itself), re-checking in that
+        statement whatever the reads decided."""
+        return UnitOfWork(self._pool, autocommit=True)
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)
@@ -83,11 +83,12 @@ class UnitOfWork:
         self._conn_cm = self._pool.connection()
         self.conn = await self._conn_cm.__aenter__()
         try:
-            if self._pipeline:
-                self._pipeline_cm = self.conn.pipeline()
-                await self._pipeline_cm.__aenter__()
-            self._tx_cm = self.conn.transaction()
-            await self._tx_cm.__aenter__()
+            if self._autocommit:
+                await self.conn.set_autocommit(True)  # a flag: no round trip
+                self._tx_cm = None
+            else:
+                self._tx_cm = self.conn.transaction()
+                await self._tx_cm.__aenter__()
         except BaseException as exc:
             await self._leave(type(exc), exc, exc.__traceback__)
             raise
@@ -100,9 +101,10 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._pipeline_cm is not None:
-                pipeline, self._pipeline_cm = self._pipeline_cm, None
-                await pipeline.__aexit__(exc_type, exc, tb)
+            # The pool's connections run in transactions; a broken one (not idle) is
+            # discarded by the pool instead.
+            if self._autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
+                await self.conn.set_autocommit(False)
         finally:
             await self._conn_cm.__aexit__(exc_type, exc, tb)
 
@@ -113,7 +115,8 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._tx_cm.__aexit__(exc_type, exc, tb)
+            if self._tx_cm is not None:
+                await self._tx_cm.__aexit__(exc_type, exc, tb)
         finally:
             await self._leave(exc_type, exc, tb)
         if exc_type is None:

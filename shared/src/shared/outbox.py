@@ -15,6 +15,7 @@ Published rows stay in the table: they are the service's event log, and
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 
 import psycopg
@@ -46,13 +47,22 @@ async def add(
     correlation_id: str | None = None,
 ) -> str:
     """Insert ``event`` into the outbox in the caller's transaction; returns its event id."""
-    envelope = encode(event, producer=producer, correlation_id=correlation_id)
+    values = row(event, producer=producer, correlation_id=correlation_id)
     # The table's trigger wakes the relay at commit (never for a rolled-back transaction).
-    await conn.execute(
-        "INSERT INTO outbox (event_id, stream, type, envelope) VALUES (%s, %s, %s, %s)",
-        (envelope.id, stream_for(producer), envelope.type, to_json(envelope)),
-    )
-    return str(envelope.id)
+    await conn.execute(f"INSERT INTO outbox ({COLUMNS}) VALUES (%s, %s, %s, %s)", values)
+    return str(values[0])
+
+
+# The outbox row of an event: what :func:`add` inserts, in this order. A use case that
+# writes everything in one statement inserts ``row(...)`` into ``outbox (COLUMNS)`` itself.
+COLUMNS = "event_id, stream, type, envelope"
+
+
+def row(
+    event: Event, *, producer: str, correlation_id: str | None = None
+) -> tuple[uuid.UUID, str, str, str]:
+    envelope = encode(event, producer=producer, correlation_id=correlation_id)
+    return (envelope.id, stream_for(producer), envelope.type, to_json(envelope))
 
 
 async def publish_now(

@@ -10,6 +10,7 @@ from typing import Literal
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from shared import outbox
 from shared.tiers import SubscriptionState
 
 PENDING = ("queued", "generating")
@@ -424,25 +425,66 @@ async def store_prompt(
     prompt_id: uuid.UUID,
     reply_id: uuid.UUID,
     content: str,
+    event: tuple[object, ...],
 ) -> StoredPrompt:
-    """Take a quota unit and insert the prompt and its queued reply, sent together (one
-    round trip in pipeline mode). Raises UniqueViolation when a reply in the room is pending.
-    When the limit was reached the rows are inserted all the same: the caller rolls back."""
-    quota = await conn.execute(_TAKE_QUOTA_UNIT, {"user_id": user_id, "day": day, "limit": limit})
-    rows = []
-    for message_id, role, text, status, reply_to, quota_day in (
-        (prompt_id, "USER", content, "completed", None, None),
-        (reply_id, "GEMINI", "", "queued", prompt_id, day),
-    ):
-        cur = conn.cursor(row_factory=class_row(Message))
-        await cur.execute(
-            _INSERT_MESSAGE,
-            (message_id, room_id, user_id, role, text, status, reply_to, quota_day, status),
-        )
-        rows.append(cur)
-    used = await quota.fetchone()  # here the statements run: a conflict raises
-    prompt, reply = [await cur.fetchone() for cur in rows]
-    return StoredPrompt(int(used[0]) if used else None, prompt, reply)
+    """Take a quota unit and insert the prompt, its queued reply and the outbox row
+    ``event`` (:func:`shared.outbox.row`): one statement, so one round trip and atomic
+    without a transaction around it. When the limit is reached nothing is inserted
+    (``used`` None). Raises UniqueViolation when a reply in the room is pending, and
+    ForeignKeyViolation when the room was deleted meanwhile."""
+    event_id, stream, event_type, envelope = event
+    cur = await conn.execute(
+        _STORE_PROMPT,
+        {
+            "user_id": user_id,
+            "room_id": room_id,
+            "day": day,
+            "limit": limit,
+            "prompt_id": prompt_id,
+            "reply_id": reply_id,
+            "content": content,
+            "event_id": event_id,
+            "stream": stream,
+            "type": event_type,
+            "envelope": envelope,
+        },
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return StoredPrompt(None, None, None)
+    width = len(_MSG.split(","))
+    prompt, reply = (Message(*r[1 : 1 + width]) for r in rows)
+    return StoredPrompt(int(rows[0][0]), prompt, reply)
+
+
+# Every part selects FROM quota: when the limit is reached (no row) nothing is inserted.
+# The prompt is inserted before its reply (ORDER BY), so it gets the lower seq.
+_STORE_PROMPT = f"""
+    WITH quota AS (
+        INSERT INTO daily_usage AS u (user_id, day, used)
+        SELECT %(user_id)s, %(day)s, 1 WHERE %(limit)s::integer IS NULL OR %(limit)s > 0
+        ON CONFLICT ON CONSTRAINT daily_usage_pkey
+        DO UPDATE SET used = u.used + 1 WHERE %(limit)s::integer IS NULL OR u.used < %(limit)s
+        RETURNING used
+    ), stored AS (
+        INSERT INTO messages
+            (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, completed_at)
+        SELECT m.id, %(room_id)s, %(user_id)s, m.role, m.content, m.status, m.reply_to,
+               m.quota_day, CASE WHEN m.status = 'completed' THEN clock_timestamp() END
+          FROM quota,
+               (VALUES (1, %(prompt_id)s::uuid, 'USER', %(content)s, 'completed',
+                        NULL::uuid, NULL::date),
+                       (2, %(reply_id)s::uuid, 'GEMINI', '', 'queued',
+                        %(prompt_id)s::uuid, %(day)s::date))
+                 AS m (n, id, role, content, status, reply_to, quota_day)
+         ORDER BY m.n
+        RETURNING {_MSG}
+    ), queued AS (
+        INSERT INTO outbox ({outbox.COLUMNS})
+        SELECT %(event_id)s, %(stream)s, %(type)s, %(envelope)s::jsonb FROM quota
+    )
+    SELECT quota.used, stored.* FROM quota, stored ORDER BY stored.seq
+"""
 
 
 async def take_quota_unit(

@@ -417,17 +417,18 @@ async def queue_message(
     correlation_id: str | None,
 ) -> QueuedPrompt:
     """Take a quota unit, store the prompt and a queued reply, and emit MessageQueued:
-    all in one transaction, so a refused or failed send never costs a prompt.
+    all or nothing, so a refused or failed send never costs a prompt.
 
-    Three round trips to Postgres, in pipeline mode: what the room and the user's day look
-    like (with BEGIN); the outbox row, the quota unit and both messages; COMMIT. The
-    checks of the first are repeated atomically by the second (the quota's conditional
-    upsert, the one-pending-reply index), so racing requests cannot pass them."""
+    Two round trips to Postgres and no transaction: what the room and the user's day
+    look like, then one statement that takes the quota unit and inserts both messages and
+    the outbox row (atomic by itself). That statement repeats the checks of the first
+    atomically (the quota's conditional upsert, the one-pending-reply index, the room's
+    foreign key), so racing requests cannot pass them."""
     content = _prompt_text(raw_content, ctx.settings)
     settings = ctx.settings
     now = datetime.now(UTC)
     day, resets_at = utc_day(now), next_midnight(now)
-    async with uow.pipelined() as tx:
+    async with uow.autocommit() as tx:
         context = await repository.prompt_context(
             tx.conn, room_id, user_id, day, settings.history_max_turns
         )
@@ -450,7 +451,6 @@ async def queue_message(
             attempt=1,
             want_title=context.room.auto_title and context.prompts == 0,
         )
-        await outbox.add(tx.conn, event, producer=PRODUCER, correlation_id=correlation_id)
         try:
             stored = await repository.store_prompt(
                 tx.conn,
@@ -461,9 +461,12 @@ async def queue_message(
                 prompt_id=prompt_id,
                 reply_id=reply_id,
                 content=content,
+                event=outbox.row(event, producer=PRODUCER, correlation_id=correlation_id),
             )
         except psycopg.errors.UniqueViolation:
             raise _reply_pending() from None
+        except psycopg.errors.ForeignKeyViolation:  # the room was deleted meanwhile
+            raise _room_not_found() from None
         if stored.used is None:  # another request took the last unit meanwhile
             assert limit is not None
             raise DailyLimitReached(Usage(tier, limit, limit, resets_at))

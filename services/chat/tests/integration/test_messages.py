@@ -5,8 +5,10 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
+from chat import repository
 from shared.events import ReplyCompleted, ReplyFailed, SubscriptionChanged, TokenUsage
 from shared.testing.wait import eventually
 
@@ -173,6 +175,49 @@ async def test_thirty_concurrent_sends_with_limit_five_accept_exactly_five(api, 
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] * 5 + [429] * 25
     assert (await api.usage(user))["used"] == 5
+
+
+async def test_concurrent_prompts_into_one_room_accept_one_and_take_one_unit(api, user, app):
+    room = await api.new_room(user)
+    responses = await asyncio.gather(*(api.send(user, room["id"]) for _ in range(8)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 7
+    assert (await api.usage(user))["used"] == 1  # a refused prompt took no unit
+    async with app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM messages WHERE chatroom_id = %(room)s),"
+            " (SELECT count(*) FROM outbox WHERE envelope->'payload'->>'chatroomId' = %(room)s::text)",
+            {"room": room["id"]},
+        )
+        assert await cur.fetchone() == (2, 1)  # one prompt, one reply, one MessageQueued
+
+
+async def test_a_prompt_into_a_room_deleted_meanwhile_stores_nothing(app, user):
+    """The write is one statement after the reads: a room deleted in between is refused
+    by its foreign key, and the quota unit and the outbox row go with it."""
+    day = datetime.now(UTC).date()
+    async with app.state.pool.connection() as conn:
+        await conn.set_autocommit(True)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            await repository.store_prompt(
+                conn,
+                user_id=user.id,
+                room_id=uuid.uuid4(),
+                day=day,
+                limit=5,
+                prompt_id=uuid.uuid4(),
+                reply_id=uuid.uuid4(),
+                content="hello",
+                event=(uuid.uuid4(), "chat.events", "MessageQueued", "{}"),
+            )
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM daily_usage WHERE user_id = %(user)s),"
+            " (SELECT count(*) FROM messages WHERE user_id = %(user)s),"
+            " (SELECT count(*) FROM outbox WHERE envelope = '{}')",
+            {"user": user.id},
+        )
+        assert await cur.fetchone() == (0, 0, 0)
+        await conn.set_autocommit(False)
 
 
 async def test_completed_reply_is_stored_once(api, user, bus):
