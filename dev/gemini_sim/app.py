@@ -204,11 +204,15 @@ async def _sse(
     stall: float = 0.0,
 ) -> AsyncIterator[str]:
     # Starlette cancels this generator when the client disconnects, so a stall ends with it.
+    # Chunks are due on a schedule from the start, as a model's are: when this process's
+    # loop runs late under load, the next wait is shorter, so the lateness does not add up
+    # chunk after chunk into a slower model than the one configured.
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for i, event in enumerate(events):
-        if i == stall_before:
-            await asyncio.sleep(stall)
-        if delay:
-            await asyncio.sleep(delay)
+        due += delay + (stall if i == stall_before else 0.0)
+        if (wait := due - loop.time()) > 0:
+            await asyncio.sleep(wait)
         yield f"data: {json.dumps(event, separators=(',', ':'))}\r\n\r\n"
 
 
