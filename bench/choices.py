@@ -11,6 +11,8 @@ Writes docs/bench-choices.md (linked from BENCHMARKS.md).
 3. the reply stream's time to live restarted with every token (XADD + EXPIRE, one round
    trip) or every quarter of it (XADD alone): appends per second, 64 at a time.
 4. gc.freeze after start-up (shared.http) or not: the same GET as 1, chat under uvicorn.
+5. redis-py's BlockingConnectionPool or shared.redis.WaitingPool: commands per second and
+   the client's CPU per command, 256 tasks sending XADDs at once (the ai-worker's load).
 """
 
 from __future__ import annotations
@@ -240,6 +242,57 @@ def appends() -> list[str]:
         return asyncio.run(_appends(stack.env["REDIS_URL"]))
 
 
+async def _pools(url: str) -> list[str]:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    from shared.redis import MAX_CONNECTIONS, WaitingPool
+
+    options = {"max_connections": MAX_CONNECTIONS, "timeout": 10, "decode_responses": True}
+    pools = {
+        "redis-py's BlockingConnectionPool": BlockingConnectionPool,
+        "WaitingPool (shared/redis.py)": WaitingPool,
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in pools}
+
+    async def run(pool_class: type, tasks: int = 256, each: int = 100) -> tuple[float, float]:
+        redis = Redis.from_pool(pool_class.from_url(url, **options))
+        keys = [f"bench-pool-{os.getpid()}-{i}" for i in range(tasks)]
+
+        async def writer(key: str) -> None:
+            for _ in range(each):
+                await redis.xadd(key, {"type": "token", "text": "tok "}, maxlen=1000)
+
+        await writer(keys[0])  # connect, load the scripts of the first command
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(writer(k) for k in keys))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        await redis.delete(*keys)
+        await redis.aclose()
+        return tasks * each / wall, cpu / (tasks * each) * 1e6
+
+    for _ in range(ROUNDS):
+        for name, pool_class in pools.items():
+            results[name].append(await run(pool_class))
+    lines = [
+        "| pool | commands/s, each round | client CPU µs a command, each round"
+        " | median commands/s | median µs |",
+        "|---|---|---|---:|---:|",
+    ]
+    for name, runs in results.items():
+        rates, costs = [r for r, _ in runs], [c for _, c in runs]
+        lines.append(
+            f"| {name} | {' / '.join(f'{r:,.0f}' for r in rates)}"
+            f" | {' / '.join(f'{c:.0f}' for c in costs)}"
+            f" | {statistics.median(rates):,.0f} | {statistics.median(costs):.0f} |"
+        )
+    return lines
+
+
+def pools() -> list[str]:
+    with bench_stack([], {}) as stack:
+        return asyncio.run(_pools(stack.env["REDIS_URL"]))
+
+
 def main() -> None:
     m = machine()
     sections = []
@@ -259,6 +312,8 @@ def main() -> None:
         )
     )
     sections.append(("4. gc.freeze after start-up, or not", freeze, FREEZE_NOTE))
+    print("5. the Redis connection pool...", flush=True)
+    sections.append(("5. The Redis connection pool", pools(), POOLS_NOTE))
     text = f"""# Choices, measured both ways
 
 Written by `python -m bench.choices` ({m["date"]}, {m["cpu"]}, Python {m["python"]}): each
@@ -298,6 +353,15 @@ APPENDS_NOTE = (
     "64 replies appending at once to their own streams. Kept: **every quarter** of the "
     "time to live (`shared/replies.py` `append_token(refresh_ttl=...)`); the end entry "
     "restarts it too, so a finished stream still lives REPLY_STREAM_TTL_SECONDS."
+)
+
+POOLS_NOTE = (
+    "Kept: **WaitingPool** (`shared/redis.py`, every service's client). Both wait for a free "
+    "connection when all are in use. redis-py's takes an asyncio.Condition and a lock on "
+    "every get and release and probes each connection it hands out for unread data; ours "
+    "does neither, because asyncio runs one task at a time and redis-py disconnects a "
+    "connection whose command was interrupted (`shared/tests/test_redis_pool.py` checks "
+    "that a cancelled BLPOP's late reply is never read by the next command)."
 )
 
 

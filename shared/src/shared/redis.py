@@ -34,7 +34,7 @@ MAX_CONNECTIONS = 1024
 class WaitingPool(ConnectionPool):
     """redis-py's connection pool that, like its BlockingConnectionPool, waits up to
     ``timeout`` seconds for a free connection when all ``max_connections`` are in use
-    instead of failing, at about half the CPU per command (make bench, bench.choices §5):
+    instead of failing, for a fifth to a third less CPU a command (docs/bench-choices.md §5):
 
     - no lock or condition around the pool's lists: asyncio runs one task at a time and
       nothing here awaits between looking at a list and changing it;
