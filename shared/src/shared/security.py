@@ -13,7 +13,8 @@ service some other way cannot use a revoked token. The app puts its
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -49,17 +50,32 @@ async def current_claims(
 CurrentUser = Annotated[Claims, Depends(current_claims)]
 
 
-async def current_user_id(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> uuid.UUID:
-    """The caller's user id: the ``CurrentUser`` checks, in one dependency (each one more
-    costs FastAPI real time on every request)."""
-    claims = await current_claims(request, credentials)
+def user_id_of(claims: Claims) -> uuid.UUID:
+    """The user id the token names. A token whose ``sub`` is not a user id (auth only
+    issues ids) is refused like any other invalid token: 401, in every service."""
     try:
         return uuid.UUID(claims.user_id)
     except ValueError:
         raise Unauthorized("Invalid token. Please log in again!", code="invalid_token") from None
 
 
+async def current_user_id(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> uuid.UUID:
+    """The caller's user id: the ``CurrentUser`` checks, in one dependency (each one more
+    costs FastAPI real time on every request)."""
+    return user_id_of(await current_claims(request, credentials))
+
+
 CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
+
+
+def from_app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency answering ``app.state.<name>``: a service's context, built once in its
+    lifespan (``Ctx = Annotated[ChatContext, Depends(from_app_state("chat"))]``)."""
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return dependency

@@ -34,17 +34,11 @@ from auth.service import AuthContext
 from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
-from shared.security import CurrentUser
+from shared.security import CurrentUserId, from_app_state
 from shared.tiers import SubscriptionState
 from shared.tokens import AccessToken
 
-
-async def _ctx(request: Request) -> AuthContext:
-    ctx: AuthContext = request.app.state.auth
-    return ctx
-
-
-Ctx = Annotated[AuthContext, Depends(_ctx)]
+Ctx = Annotated[AuthContext, Depends(from_app_state("auth"))]
 
 
 def client_ip(request: Request) -> str:
@@ -80,9 +74,9 @@ def _token_out(message: str, token: AccessToken) -> TokenOut:
     )
 
 
-def _user_id(claims_sub: str) -> uuid.UUID:
+def _path_user_id(value: str) -> uuid.UUID:
     try:
-        return uuid.UUID(claims_sub)
+        return uuid.UUID(value)
     except ValueError:
         raise NotFound("User not found.", code="user_not_found") from None
 
@@ -185,14 +179,14 @@ async def reset_password(body: ResetPasswordIn, request: Request, uow: Uow, ctx:
     responses=error_responses(400, 401, 404, 429, 503),
 )
 async def change_password(
-    body: ChangePasswordIn, request: Request, claims: CurrentUser, uow: Uow, ctx: Ctx
+    body: ChangePasswordIn, request: Request, user_id: CurrentUserId, uow: Uow, ctx: Ctx
 ) -> TokenOut:
     """Needs ``currentPassword``, or for an account without a password a code from
     forgot-password as ``otp``."""
     token = await service.change_password(
         uow,
         ctx,
-        _user_id(claims.user_id),
+        user_id,
         body.new_password,
         body.current_password,
         body.otp,
@@ -205,13 +199,13 @@ async def change_password(
 
 
 @router.post("/auth/logout", response_model=MessageOut, responses=error_responses(401))
-async def logout(claims: CurrentUser, uow: Uow, ctx: Ctx) -> MessageOut:
-    await service.logout(uow, ctx, _user_id(claims.user_id))
+async def logout(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> MessageOut:
+    await service.logout(uow, ctx, user_id)
     return MessageOut(message="Logged out. Every session of this account has been signed out.")
 
 
-async def _me(claims: CurrentUser, uow: Uow) -> MeOut:
-    user, subscription = await service.get_user_with_subscription(uow, _user_id(claims.user_id))
+async def _me(user_id: CurrentUserId, uow: Uow) -> MeOut:
+    user, subscription = await service.get_user_with_subscription(uow, user_id)
     return MeOut(data=UserData(user=_user_out(user, subscription)))
 
 
@@ -240,5 +234,5 @@ internal = APIRouter(prefix="/internal", include_in_schema=False)
 
 @internal.get("/users/{user_id}/token-state", response_model=TokenStateOut)
 async def token_state(user_id: str, uow: Uow) -> TokenStateOut:
-    valid_after = await service.tokens_valid_after(uow, _user_id(user_id))
+    valid_after = await service.tokens_valid_after(uow, _path_user_id(user_id))
     return TokenStateOut(data=TokenStateData(valid_after=valid_after))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,25 +19,10 @@ from billing.schemas import (
 )
 from billing.service import BillingContext
 from shared.db import Uow
-from shared.errors import Unauthorized
 from shared.schemas import error_responses
-from shared.security import CurrentUser
-from shared.tokens import Claims
+from shared.security import CurrentUser, CurrentUserId, from_app_state, user_id_of
 
-
-async def _ctx(request: Request) -> BillingContext:
-    ctx: BillingContext = request.app.state.billing
-    return ctx
-
-
-Ctx = Annotated[BillingContext, Depends(_ctx)]
-
-
-def _user_id(claims: Claims) -> uuid.UUID:
-    try:
-        return uuid.UUID(claims.user_id)
-    except ValueError:
-        raise Unauthorized("Invalid token. Please log in again!", code="invalid_token") from None
+Ctx = Annotated[BillingContext, Depends(from_app_state("billing"))]
 
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
@@ -48,7 +32,9 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
     "/subscribe/pro", response_model=CheckoutOut, responses=error_responses(401, 409, 502, 503)
 )
 async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
-    session_id, url = await service.start_checkout(uow, ctx, _user_id(claims), claims.mobile_number)
+    session_id, url = await service.start_checkout(
+        uow, ctx, user_id_of(claims), claims.mobile_number
+    )
     return CheckoutOut(
         message="Stripe Checkout session created.",
         data=CheckoutData(checkout_url=url, session_id=session_id),
@@ -56,8 +42,8 @@ async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
 
 
 @router.get("/subscription/status", response_model=StatusOut, responses=error_responses(401))
-async def subscription_status(claims: CurrentUser, uow: Uow) -> StatusOut:
-    plan = await service.current_plan(uow, _user_id(claims))
+async def subscription_status(user_id: CurrentUserId, uow: Uow) -> StatusOut:
+    plan = await service.current_plan(uow, user_id)
     if plan is None:
         return StatusOut(
             data=StatusData(
@@ -77,8 +63,8 @@ async def subscription_status(claims: CurrentUser, uow: Uow) -> StatusOut:
 @router.post(
     "/subscription/portal", response_model=PortalOut, responses=error_responses(401, 404, 502)
 )
-async def subscription_portal(claims: CurrentUser, uow: Uow, ctx: Ctx) -> PortalOut:
-    return PortalOut(data=PortalData(url=await service.portal_url(uow, ctx, _user_id(claims))))
+async def subscription_portal(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> PortalOut:
+    return PortalOut(data=PortalData(url=await service.portal_url(uow, ctx, user_id)))
 
 
 @router.post(
