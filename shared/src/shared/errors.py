@@ -87,12 +87,6 @@ class Conflict(AppError):
     message = "Conflict."
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-    message = "The request body is too large."
-
-
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"

@@ -325,13 +325,6 @@ async def clear_projection(conn: AsyncConnection) -> None:
     await conn.execute("DELETE FROM plans")
 
 
-async def projection_rows(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
-    """Both projection tables, ordered (to compare a rebuild with the live projection)."""
-    subs = await conn.execute(f"SELECT {_SUB} FROM subscriptions ORDER BY stripe_subscription_id")
-    plans = await conn.execute(f"SELECT {_PLAN}, tier FROM plans ORDER BY user_id")
-    return {"subscriptions": await subs.fetchall(), "plans": await plans.fetchall()}
-
-
 async def count_unprocessed(conn: AsyncConnection) -> int:
     """Stored events not applied yet, whether or not the reprocessing loop still tries."""
     cur = await conn.execute("SELECT count(*) FROM stripe_events WHERE processed_at IS NULL")
