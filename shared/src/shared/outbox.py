@@ -23,6 +23,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import metrics, tracing
@@ -76,8 +77,25 @@ async def publish_now(
     """XADD an event straight to ``stream``. Only for services without a database (the
     ai-worker, whose stream is ``ai.events``), which emit an event and then ack the entry
     that caused it: a crash in between emits it twice, which consumers dedupe."""
+    pipe = redis.pipeline(transaction=False)
+    event_id = queue_publish(
+        pipe, event, producer=producer, stream=stream, correlation_id=correlation_id
+    )
+    await pipe.execute()
+    return event_id
+
+
+def queue_publish(
+    pipe: Pipeline,
+    event: Event,
+    *,
+    producer: str,
+    stream: str,
+    correlation_id: str | None = None,
+) -> str:
+    """:func:`publish_now` as part of the caller's pipeline; returns the event id."""
     envelope = encode(event, producer=producer, correlation_id=correlation_id)
-    await redis.xadd(
+    pipe.xadd(
         stream,
         {"type": envelope.type, "envelope": to_json(envelope)},
         maxlen=STREAM_MAXLEN,

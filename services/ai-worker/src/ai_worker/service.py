@@ -12,6 +12,11 @@ Delivery is at-least-once, and the worker has no database, so the token stream
   the reply to the first. The lease lives a third of CLAIM_IDLE_SECONDS and is renewed
   while the reply is generated, so the lease of a crashed worker is gone before its
   entry can be reclaimed.
+
+The protocol (the stream's entries, the stop request, the lease) is :mod:`shared.replies`.
+A reply costs two round trips to Redis besides its tokens: one to start (take the lease,
+read the stream and the stop request) and one to finish (the end entry, the result event,
+the lease given back).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -39,25 +43,12 @@ from shared.events import (
     ReplyFailed,
     TokenUsage,
 )
-from shared.outbox import publish_now, stream_for
+from shared.outbox import publish_now, queue_publish, stream_for
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "ai-worker"
 RESULT_STREAM = stream_for("ai")  # ai.events (DESIGN §1)
-
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass
@@ -75,19 +66,14 @@ class WorkerContext:
         return self.settings.reply_stream_ttl_seconds
 
 
-def lease_key(reply_id: str) -> str:
-    return f"ai-worker.lease.{reply_id}"
+def lease_ms(ctx: WorkerContext) -> int:
+    return max(int(ctx.settings.claim_idle_seconds * 1000 / 3), 1000)
 
 
 @contextlib.asynccontextmanager
-async def _lease(ctx: WorkerContext, reply_id: str) -> AsyncIterator[bool]:
-    """Yields whether this worker holds the reply's lease; renews it until the block ends."""
-    key, token = lease_key(reply_id), uuid.uuid4().hex
-    ttl_ms = max(int(ctx.settings.claim_idle_seconds * 1000 / 3), 1000)
-    if not await ctx.redis.set(key, token, nx=True, px=ttl_ms):
-        yield False
-        return
-
+async def _renewing(ctx: WorkerContext, reply_id: str, token: str) -> AsyncIterator[None]:
+    """Renews the reply's lease until the block ends."""
+    ttl_ms = lease_ms(ctx)
     done = asyncio.Event()
 
     async def renew() -> None:
@@ -96,7 +82,7 @@ async def _lease(ctx: WorkerContext, reply_id: str) -> AsyncIterator[bool]:
             if done.is_set():
                 return
             try:
-                if not await ctx.redis.eval(_RENEW, 1, key, token, ttl_ms):
+                if not await replies.renew_lease(ctx.redis, reply_id, token, lease_ms=ttl_ms):
                     log.warning("reply.lease_lost")
             except RedisError as exc:
                 log.warning("reply.lease_renew_failed", error=repr(exc))
@@ -106,14 +92,10 @@ async def _lease(ctx: WorkerContext, reply_id: str) -> AsyncIterator[bool]:
     # it would keep the reply from ever finishing.
     renewer = asyncio.create_task(renew())
     try:
-        yield True
+        yield
     finally:
         done.set()
         await asyncio.wait({renewer})
-        try:
-            await ctx.redis.eval(_RELEASE, 1, key, token)
-        except RedisError as exc:  # it expires on its own
-            log.warning("reply.lease_release_failed", error=repr(exc))
 
 
 def result_event(event: MessageQueued, outcome: Outcome) -> ReplyCompleted | ReplyFailed:
@@ -136,65 +118,72 @@ def result_event(event: MessageQueued, outcome: Outcome) -> ReplyCompleted | Rep
     )
 
 
-async def _append_end(ctx: WorkerContext, reply_id: str, outcome: Outcome) -> None:
-    if outcome.status != "completed":
-        await replies.append_end(
-            ctx.redis,
-            reply_id,
-            outcome.status,
-            ttl=ctx.ttl,
-            reason=outcome.reason,
-            message=outcome.message,
+def end_record(outcome: Outcome) -> replies.End:
+    """What the stream's end entry records of an outcome: a completed reply's result can
+    be published again from it without the model."""
+    if outcome.status == "completed":
+        return replies.End(
+            "completed",
+            finish_reason=outcome.finish_reason,
+            model=outcome.model,
+            prompt_tokens=outcome.usage.prompt_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            total_tokens=outcome.usage.total_tokens,
         )
-        return
-    # What a later delivery needs to publish ReplyCompleted again without the model;
-    # replies.append_end has no room for it, and readers ignore fields they do not know.
-    fields = {
-        "type": "end",
-        "status": "completed",
-        "finish_reason": outcome.finish_reason,
-        "model": outcome.model,
-        "prompt_tokens": str(outcome.usage.prompt_tokens),
-        "output_tokens": str(outcome.usage.output_tokens),
-        "total_tokens": str(outcome.usage.total_tokens),
-    }
-    await replies.append(ctx.redis, reply_id, fields, ttl=ctx.ttl)
+    return replies.End(outcome.status, reason=outcome.reason, message=outcome.message)
 
 
-def stored_outcome(so_far: replies.ReplySoFar) -> Outcome:
+def recorded_outcome(so_far: replies.ReplySoFar) -> Outcome:
     """The outcome a finished token stream records."""
-    end = so_far.end or {}
-    status = end.get("status", "failed")
-    if status == "completed":
+    end = so_far.end or replies.End("failed")
+    if end.status == "completed":
         return Outcome(
             "completed",
             text=so_far.text,
-            finish_reason=end.get("finish_reason", ""),
-            model=end.get("model", ""),
+            finish_reason=end.finish_reason,
+            model=end.model,
             usage=TokenUsage(
-                prompt_tokens=int(end.get("prompt_tokens", 0)),
-                output_tokens=int(end.get("output_tokens", 0)),
-                total_tokens=int(end.get("total_tokens", 0)),
+                prompt_tokens=end.prompt_tokens,
+                output_tokens=end.output_tokens,
+                total_tokens=end.total_tokens,
             ),
         )
     return Outcome(
-        "blocked" if status == "blocked" else "failed",
+        "blocked" if end.status == "blocked" else "failed",
         text=so_far.text,
-        reason=end.get("reason", "model_error"),
-        message=end.get("message", ""),
+        reason=end.reason or "model_error",
+        message=end.message,
     )
 
 
-async def _publish(
-    ctx: WorkerContext, event: MessageQueued, outcome: Outcome, correlation_id: str | None
+async def _finish(
+    ctx: WorkerContext,
+    event: MessageQueued,
+    outcome: Outcome,
+    correlation_id: str | None,
+    *,
+    lease_token: str | None,
+    end: bool = True,
 ) -> None:
-    await publish_now(
-        ctx.redis,
-        result_event(event, outcome),
-        producer=PRODUCER,
-        stream=ctx.result_stream,
-        correlation_id=correlation_id,
-    )
+    """One round trip: the end entry (``end``), the result event (not for a stopped
+    reply: chat stored it when the user stopped it), and the lease given back
+    (``lease_token``). The end goes first: a crash before the event is healed by the next
+    delivery, which finds the end and publishes the result from it."""
+    reply_id = str(event.reply_id)
+    pipe = ctx.redis.pipeline(transaction=False)
+    if end:
+        replies.queue_end(pipe, reply_id, end_record(outcome), ttl=ctx.ttl)
+    if outcome.status != "cancelled":
+        queue_publish(
+            pipe,
+            result_event(event, outcome),
+            producer=PRODUCER,
+            stream=ctx.result_stream,
+            correlation_id=correlation_id,
+        )
+    if lease_token is not None:
+        replies.queue_release(pipe, reply_id, lease_token)
+    await pipe.execute()
 
 
 @contextlib.contextmanager
@@ -231,50 +220,60 @@ async def answer_message(
 ) -> None:
     """Generate the reply to ``event``, finish its token stream, publish the result."""
     reply_id = str(event.reply_id)
-    async with _lease(ctx, reply_id) as held:
-        if not held:
-            log.info("reply.already_in_progress")
-            return
-        so_far = await replies.read_all(ctx.redis, reply_id)
+    start = await replies.start(ctx.redis, reply_id, lease_ms=lease_ms(ctx))
+    if not start.held:
+        log.info("reply.already_in_progress")
+        return
+    so_far = start.so_far
+    released = False  # the lease went back with the finishing round trip
+    try:
         if so_far.end is not None:
-            if so_far.end.get("status") == "cancelled":
+            if so_far.end.status == "cancelled":
                 log.info("reply.already_stopped")
                 return
-            outcome = stored_outcome(so_far)
-            await _publish(ctx, event, outcome, correlation_id)
+            outcome = recorded_outcome(so_far)
+            await _finish(ctx, event, outcome, correlation_id, lease_token=None, end=False)
             log.info("reply.republished", status=outcome.status)
             return
-        if so_far.started:  # an earlier delivery died mid-way: void what it streamed
-            await replies.append_reset(ctx.redis, reply_id, ttl=ctx.ttl)
-
-        started = time.perf_counter()
-        log.info(
-            "reply.started",
-            attempt=event.attempt,
-            history_turns=len(event.history),
-            prompt_chars=len(event.prompt),
-            resumed=so_far.started,
-        )
-        with _stop_signal(ctx, reply_id) as stopped:
-            if await ctx.redis.exists(replies.stop_key(reply_id)):
-                stopped.set()  # stopped before it started: nothing to generate
-            outcome = (
-                Outcome(status="cancelled")
-                if stopped.is_set()
-                else await ctx.generator.generate(event, stopped)
+        async with _renewing(ctx, reply_id, start.token):
+            if so_far.started:  # an earlier delivery died mid-way: void what it streamed
+                await replies.append_reset(ctx.redis, reply_id, ttl=ctx.ttl)
+            started = time.perf_counter()
+            log.info(
+                "reply.started",
+                attempt=event.attempt,
+                history_turns=len(event.history),
+                prompt_chars=len(event.prompt),
+                resumed=so_far.started,
             )
-        # end before the event: a crash in between is healed by the next delivery.
-        await _append_end(ctx, reply_id, outcome)
-        if outcome.status == "cancelled":
-            # Chat stored the reply as cancelled when the user stopped it: nothing to send.
-            log.info("reply.stopped", partial_chars=len(outcome.text))
-            return
-        await _publish(ctx, event, outcome, correlation_id)
-        if outcome.status == "completed" and event.want_title:
-            await _suggest_title(ctx, event, outcome, correlation_id)
+            with _stop_signal(ctx, reply_id) as stopped:
+                if start.stop_requested:
+                    stopped.set()  # stopped before it started: nothing to generate
+                outcome = (
+                    Outcome(status="cancelled")
+                    if stopped.is_set()
+                    else await ctx.generator.generate(event, stopped)
+                )
+            # A first reply's title is asked for with the lease still held.
+            title = outcome.status == "completed" and event.want_title
+            await _finish(
+                ctx, event, outcome, correlation_id, lease_token=None if title else start.token
+            )
+            released = not title
+            if title:
+                await _suggest_title(ctx, event, outcome, correlation_id)
+    finally:
+        if not released:
+            try:
+                await replies.release_lease(ctx.redis, reply_id, start.token)
+            except RedisError as exc:  # it expires on its own
+                log.warning("reply.lease_release_failed", error=repr(exc))
 
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    if outcome.status == "completed":
+    if outcome.status == "cancelled":
+        # Chat stored the reply as cancelled when the user stopped it: nothing to send.
+        log.info("reply.stopped", partial_chars=len(outcome.text))
+    elif outcome.status == "completed":
         log.info(
             "reply.completed",
             tokens=outcome.usage.output_tokens,

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.aio import sleep_unless
-from shared.replies import stop_key
+from shared.replies import stops_requested
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +46,9 @@ class StopWatcher:
         ids = [i for i, event in self._watched.items() if not event.is_set()]
         if not ids:
             return
-        values = await self.redis.mget([stop_key(i) for i in ids])
-        for reply_id, value in zip(ids, values, strict=True):
-            if value is not None and (event := self._watched.get(reply_id)):
+        stopped = await stops_requested(self.redis, ids)
+        for reply_id, requested in zip(ids, stopped, strict=True):
+            if requested and (event := self._watched.get(reply_id)):
                 log.info("reply.stop_requested", reply_id=reply_id)
                 event.set()
 

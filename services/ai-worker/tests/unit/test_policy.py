@@ -21,10 +21,10 @@ from ai_worker.generation import (
     retry_wait,
     server_retry_delay,
 )
-from ai_worker.service import result_event, stored_outcome
+from ai_worker.service import recorded_outcome, result_event
 from ai_worker.settings import Settings
 from shared.events import HistoryTurn, MessageQueued, ReplyCompleted, ReplyFailed, TokenUsage
-from shared.replies import ReplySoFar
+from shared.replies import End, ReplySoFar
 
 STATUS = {
     400: "INVALID_ARGUMENT",
@@ -189,17 +189,19 @@ def queued_event() -> MessageQueued:
 
 def test_a_finished_stream_gives_back_the_completed_result():
     usage = TokenUsage(prompt_tokens=3, output_tokens=7, total_tokens=10)
-    end = {
-        "type": "end",
-        "status": "completed",
-        "finish_reason": "MAX_TOKENS",
-        "model": "gemini-2.5-flash",
-        "prompt_tokens": "3",
-        "output_tokens": "7",
-        "total_tokens": "10",
-    }
+    end = End.from_fields(
+        {
+            "type": "end",
+            "status": "completed",
+            "finish_reason": "MAX_TOKENS",
+            "model": "gemini-2.5-flash",
+            "prompt_tokens": "3",
+            "output_tokens": "7",
+            "total_tokens": "10",
+        }
+    )
     event = queued_event()
-    replayed = result_event(event, stored_outcome(ReplySoFar(text="Hello there", end=end)))
+    replayed = result_event(event, recorded_outcome(ReplySoFar(text="Hello there", end=end)))
     original = result_event(
         event,
         Outcome(
@@ -215,9 +217,11 @@ def test_a_finished_stream_gives_back_the_completed_result():
 
 
 def test_a_failed_stream_gives_back_the_failure():
-    end = {"type": "end", "status": "blocked", "reason": "safety_block", "message": "No."}
+    end = End.from_fields(
+        {"type": "end", "status": "blocked", "reason": "safety_block", "message": "No."}
+    )
     event = queued_event()
-    replayed = result_event(event, stored_outcome(ReplySoFar(text="Par", end=end)))
+    replayed = result_event(event, recorded_outcome(ReplySoFar(text="Par", end=end)))
     assert isinstance(replayed, ReplyFailed)
     assert (replayed.status, replayed.reason, replayed.message, replayed.partial_text) == (
         "blocked",

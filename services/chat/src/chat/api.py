@@ -9,7 +9,8 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import metrics, service, streaming
+from chat import metrics, prompts, quota, rooms, streaming
+from chat.context import ChatContext
 from chat.repository import Chatroom, Message
 from chat.schemas import (
     ChatroomCreatedOut,
@@ -35,19 +36,12 @@ from chat.schemas import (
     UsageData,
     UsageOut,
 )
-from chat.service import ChatContext
 from shared.db import UnitOfWork, Uow
 from shared.errors import Conflict, NotFound
 from shared.schemas import error_responses
-from shared.security import CurrentUserId
+from shared.security import CurrentUserId, from_app_state
 
-
-async def _ctx(request: Request) -> ChatContext:
-    ctx: ChatContext = request.app.state.chat
-    return ctx
-
-
-Ctx = Annotated[ChatContext, Depends(_ctx)]
+Ctx = Annotated[ChatContext, Depends(from_app_state("chat"))]
 
 
 def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
@@ -58,9 +52,6 @@ def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
             f"{what} not found or you do not have access to it.",
             code=f"{what.lower()}_not_found",
         ) from None
-
-
-UserId = CurrentUserId
 
 
 def room_out(room: Chatroom) -> ChatroomOut:
@@ -120,9 +111,9 @@ ROOM_LINKS = {
     responses={201: {"links": ROOM_LINKS}, **error_responses(400, 401, 409)},
 )
 async def create_chatroom(
-    user: UserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
+    user: CurrentUserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
 ) -> ChatroomCreatedOut:
-    room = await service.create_chatroom(uow, ctx, user, body.name if body else None)
+    room = await rooms.create_chatroom(uow, ctx, user, body.name if body else None)
     return ChatroomCreatedOut(
         message="Chatroom created successfully.", data=ChatroomData(chatroom=room_out(room))
     )
@@ -130,7 +121,7 @@ async def create_chatroom(
 
 @router.get("/chatroom", response_model=ChatroomListOut, responses=error_responses(400, 401))
 async def list_chatrooms(
-    user: UserId,
+    user: CurrentUserId,
     uow: Uow,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -143,7 +134,7 @@ async def list_chatrooms(
         ).model_dump_json(by_alias=True)
 
     # The JSON as rendered (or cached): not parsed and validated again on every read.
-    page = await service.list_chatrooms(uow, ctx, user, limit, cursor, render)
+    page = await rooms.list_chatrooms(uow, ctx, user, limit, cursor, render)
     return Response(page, media_type="application/json")
 
 
@@ -154,13 +145,13 @@ async def list_chatrooms(
 )
 async def get_chatroom(
     chatroom_id: str,
-    user: UserId,
+    user: CurrentUserId,
     uow: Uow,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ChatroomDetailOut:
     before_id = _uuid(before, "Message") if before else None
-    room, messages, has_more = await service.get_chatroom(
+    room, messages, has_more = await rooms.get_chatroom(
         uow, user, _uuid(chatroom_id), limit, before_id
     )
     detail = ChatroomWithMessages(
@@ -177,9 +168,9 @@ async def get_chatroom(
     responses=error_responses(400, 401, 404),
 )
 async def rename_chatroom(
-    chatroom_id: str, body: ChatroomIn, user: UserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, body: ChatroomIn, user: CurrentUserId, uow: Uow, ctx: Ctx
 ) -> ChatroomOutEnvelope:
-    room = await service.rename_chatroom(uow, ctx, user, _uuid(chatroom_id), body.name)
+    room = await rooms.rename_chatroom(uow, ctx, user, _uuid(chatroom_id), body.name)
     return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
 
 
@@ -189,8 +180,8 @@ async def rename_chatroom(
     response_class=Response,
     responses=error_responses(401, 404),
 )
-async def delete_chatroom(chatroom_id: str, user: UserId, uow: Uow, ctx: Ctx) -> Response:
-    await service.delete_chatroom(uow, ctx, user, _uuid(chatroom_id))
+async def delete_chatroom(chatroom_id: str, user: CurrentUserId, uow: Uow, ctx: Ctx) -> Response:
+    await rooms.delete_chatroom(uow, ctx, user, _uuid(chatroom_id))
     return Response(status_code=204)
 
 
@@ -201,13 +192,13 @@ async def delete_chatroom(chatroom_id: str, user: UserId, uow: Uow, ctx: Ctx) ->
     responses=error_responses(400, 401, 404, 409, 429),
 )
 async def send_message(
-    chatroom_id: str, body: MessageIn, response: Response, user: UserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, body: MessageIn, response: Response, user: CurrentUserId, uow: Uow, ctx: Ctx
 ) -> MessageQueuedOut:
     try:
-        queued = await service.queue_message(
+        queued = await prompts.queue_message(
             uow, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
         )
-    except service.DailyLimitReached:
+    except quota.DailyLimitReached:
         metrics.PROMPTS.labels("daily_limit").inc()
         raise
     except Conflict as exc:
@@ -215,7 +206,7 @@ async def send_message(
             metrics.PROMPTS.labels("reply_pending").inc()
         raise
     metrics.PROMPTS.labels("accepted").inc()
-    response.headers.update(service.rate_limit_headers(queued.usage))
+    response.headers.update(quota.rate_limit_headers(queued.usage))
     reply = queued.reply
     return MessageQueuedOut(
         message="Message sent and queued for AI response.",
@@ -231,10 +222,12 @@ async def send_message(
     response_model=ReplyOut,
     responses=error_responses(401, 404),
 )
-async def stop_reply(chatroom_id: str, reply_id: str, user: UserId, uow: Uow, ctx: Ctx) -> ReplyOut:
+async def stop_reply(
+    chatroom_id: str, reply_id: str, user: CurrentUserId, uow: Uow, ctx: Ctx
+) -> ReplyOut:
     """Stop a reply being generated: it ends ``cancelled`` with the text so far. A reply
     that already finished is returned as it is."""
-    reply = await service.stop_reply(uow, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
+    reply = await prompts.stop_reply(uow, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
     return ReplyOut(message="Reply stopped.", data=ReplyData(reply=message_out(reply)))
 
 
@@ -245,14 +238,14 @@ async def stop_reply(chatroom_id: str, reply_id: str, user: UserId, uow: Uow, ct
     responses=error_responses(401, 404, 409, 429),
 )
 async def regenerate_reply(
-    chatroom_id: str, reply_id: str, response: Response, user: UserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, reply_id: str, response: Response, user: CurrentUserId, uow: Uow, ctx: Ctx
 ) -> RegeneratedOut:
     """A new reply to the same prompt (the quota applies); the old one is kept, marked
     ``supersededBy`` the new one. Only the room's last reply, once it is final."""
     room_id, old_id = _uuid(chatroom_id), _uuid(reply_id, "Reply")
-    queued = await service.regenerate_reply(uow, ctx, user, room_id, old_id, correlation_id.get())
-    response.headers.update(service.rate_limit_headers(queued.usage))
-    previous = await service.get_reply(uow, user, room_id, old_id)
+    queued = await prompts.regenerate_reply(uow, ctx, user, room_id, old_id, correlation_id.get())
+    response.headers.update(quota.rate_limit_headers(queued.usage))
+    previous = await prompts.get_reply(uow, user, room_id, old_id)
     reply = queued.reply
     return RegeneratedOut(
         message="Regenerating the reply.",
@@ -275,7 +268,7 @@ async def stream_reply(
     chatroom_id: str,
     reply_id: str,
     request: Request,
-    user: UserId,
+    user: CurrentUserId,
     ctx: Ctx,
     last_event_id: Annotated[
         str | None,
@@ -292,7 +285,7 @@ async def stream_reply(
     pool = request.app.state.pool
 
     async def load() -> Message:
-        return await service.get_reply(UnitOfWork(pool), user, room_id, reply_uuid)
+        return await prompts.get_reply(UnitOfWork(pool), user, room_id, reply_uuid)
 
     await load()  # 404 before the stream starts
     lease = await ctx.streams.take(user)  # and 429/503
@@ -313,8 +306,8 @@ async def stream_reply(
 
 
 @router.get("/usage", response_model=UsageOut, responses=error_responses(401))
-async def get_usage(user: UserId, uow: Uow, ctx: Ctx) -> UsageOut:
-    usage = await service.usage(uow, ctx, user)
+async def get_usage(user: CurrentUserId, uow: Uow, ctx: Ctx) -> UsageOut:
+    usage = await quota.usage(uow, ctx, user)
     return UsageOut(
         data=UsageData(
             tier=usage.tier,

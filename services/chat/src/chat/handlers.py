@@ -8,8 +8,8 @@ from typing import Any
 
 import structlog
 
-from chat import repository, service
-from chat.service import ChatContext
+from chat import prompts, rooms
+from chat.context import ChatContext
 from shared.db import UnitOfWork
 from shared.events import (
     ChatroomTitleSuggested,
@@ -29,19 +29,18 @@ def storable(text: str) -> str:
 
 
 async def on_reply_completed(event: ReplyCompleted, uow: UnitOfWork) -> None:
-    stored = await repository.complete_reply(
-        uow.conn,
+    await prompts.complete_reply(
+        uow,
         event.reply_id,
         text=storable(event.text),
         finish_reason=event.finish_reason,
         prompt_tokens=event.usage.prompt_tokens,
         output_tokens=event.usage.output_tokens,
     )
-    log.info("chat.reply_completed", reply_id=str(event.reply_id), stored=stored)
 
 
 async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
-    await service.fail_reply(
+    await prompts.fail_reply(
         uow,
         event.reply_id,
         status=event.status,
@@ -60,7 +59,7 @@ def handlers(ctx: ChatContext) -> dict[type[Event], Callable[[Any, UnitOfWork], 
     """Each consumed event type and its handler (those that touch Redis get ``ctx``)."""
 
     async def on_chatroom_title_suggested(event: ChatroomTitleSuggested, uow: UnitOfWork) -> None:
-        renamed = await service.apply_title(uow, ctx, event.chatroom_id, event.user_id, event.title)
+        renamed = await rooms.apply_title(uow, ctx, event.chatroom_id, event.user_id, event.title)
         log.info("chat.title_suggested", chatroom_id=str(event.chatroom_id), renamed=renamed)
 
     return {

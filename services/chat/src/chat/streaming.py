@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from chat import metrics
 from chat.repository import Message
 from chat.settings import Settings
+from shared import replies
 from shared.errors import RateLimited, ServiceUnavailable, ValidationFailed
 from shared.redis import StreamEntries
 from shared.replies import reply_stream
@@ -260,21 +261,23 @@ async def reply_events(
         for _, entries in cast(StreamEntries, response or []):
             for entry_id, fields in entries:
                 cursor = entry_id
-                kind = fields.get("type")
-                if kind == "token":
+                entry = replies.parse(fields)
+                if entry is None:
+                    continue
+                if entry.kind == "token":
                     sent_text = True
-                    yield _event("token", {"text": fields.get("text", "")}, entry_id)
-                elif kind == "reset":
+                    yield _event("token", {"text": entry.text}, entry_id)
+                elif entry.kind == "reset":
                     sent_text = False
                     yield _event("reset", {}, entry_id)
-                elif kind == "end":
+                elif entry.end is not None:
                     # `done` means "stored": a client may send its next prompt at once, so
                     # wait (briefly) for the result event to reach the database.
                     reply = await _stored_reply(load_reply)
-                    status = reply.status if reply.status in FINAL else fields.get("status")
-                    data = {"status": status, "reply": render(reply)}
-                    if reply.status not in FINAL and fields.get("message"):
-                        data["error"] = fields["message"]
+                    status = reply.status if reply.status in FINAL else entry.end.status
+                    data: dict[str, Any] = {"status": status, "reply": render(reply)}
+                    if reply.status not in FINAL and entry.end.message:
+                        data["error"] = entry.end.message
                     yield _event("done", data, entry_id)
                     return
         if not response:

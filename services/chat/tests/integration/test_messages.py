@@ -186,7 +186,8 @@ async def test_concurrent_prompts_into_one_room_accept_one_and_take_one_unit(api
     async with app.state.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM messages WHERE chatroom_id = %(room)s),"
-            " (SELECT count(*) FROM outbox WHERE envelope->'payload'->>'chatroomId' = %(room)s::text)",
+            " (SELECT count(*) FROM outbox"
+            "   WHERE envelope->'payload'->>'chatroomId' = %(room)s::text)",
             {"room": room["id"]},
         )
         assert await cur.fetchone() == (2, 1)  # one prompt, one reply, one MessageQueued

@@ -51,7 +51,7 @@ async def test_stop_keeps_the_text_so_far_and_tells_the_worker(api, user, bus, r
     assert reply["content"] == "Half an answer"
     assert reply["completedAt"]
     assert await redis.get(stop_key(reply_id)) == "1"
-    assert (await read_all(redis, reply_id)).end["status"] == "cancelled"
+    assert (await read_all(redis, reply_id)).end.status == "cancelled"
     assert (await api.usage(user))["used"] == 1  # a stopped reply still counts
     # The worker's late answer changes nothing.
     await bus.emit(completed(user, room["id"], reply_id, "the full answer"))

@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from structlog.testing import capture_logs
 
-from chat import service, streaming
+from chat import prompts, streaming
 from dev.proc import free_port
 from shared.db import UnitOfWork
 from shared.testing.wait import eventually
@@ -119,7 +119,7 @@ async def test_an_unreachable_redis_is_retried_with_growing_waits(api, user, app
     )
 
     async def load():
-        return await service.get_reply(UnitOfWork(app.state.pool), user_id, room, reply)
+        return await prompts.get_reply(UnitOfWork(app.state.pool), user_id, room, reply)
 
     events = streaming.reply_events(dead, reply, load, lambda m: {}, None)
     reader = asyncio.create_task(anext(events))
@@ -138,7 +138,7 @@ async def test_an_unreachable_redis_is_retried_with_growing_waits(api, user, app
 
 
 async def test_the_stream_carries_on_once_redis_answers_again(api, user, client, redis):
-    from shared.replies import append_end, append_token
+    from shared.replies import End, append_end, append_token
 
     room_id, reply_id = await queued_reply(api, user)
     key = f"ai.reply.{reply_id}"
@@ -153,7 +153,7 @@ async def test_the_stream_carries_on_once_redis_answers_again(api, user, client,
             await eventually(failing, what="the stream to meet the error")
             await redis.delete(key)
             await append_token(redis, reply_id, "back", ttl=60)
-            await append_end(redis, reply_id, "failed", ttl=60, reason="x", message="Ended.")
+            await append_end(redis, reply_id, End("failed", reason="x", message="Ended."), ttl=60)
             async with asyncio.timeout(15):
                 lines = [line async for line in r.aiter_lines()]
     assert "event: token" in lines and 'data: {"text": "back"}' in lines

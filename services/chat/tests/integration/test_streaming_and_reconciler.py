@@ -12,10 +12,10 @@ import httpx
 import psycopg
 import pytest
 
-from chat import service
+from chat import reconciler
 from shared.db import UnitOfWork
 from shared.events import ReplyCompleted
-from shared.replies import append_end, append_reset, append_token
+from shared.replies import End, append_end, append_reset, append_token
 from shared.testing.wait import eventually
 
 TTL = 600
@@ -77,7 +77,7 @@ async def test_reply_streams_token_by_token_then_done(api, user, redis, bus, cli
             return room["messages"][-1]["status"] == "completed"
 
         await eventually(stored)
-        await append_end(redis, reply_id, "completed", ttl=TTL)
+        await append_end(redis, reply_id, End("completed"), ttl=TTL)
         received += [e async for e in events]
     assert [(e[0], e[1]) for e in received[:2]] == [
         ("token", {"text": "Hello"}),
@@ -94,7 +94,7 @@ async def test_last_event_id_resumes_after_what_was_seen(api, user, redis, clien
     first = await append_token(redis, reply_id, "one", ttl=TTL)
     await append_reset(redis, reply_id, ttl=TTL)
     await append_token(redis, reply_id, "two", ttl=TTL)
-    await append_end(redis, reply_id, "failed", ttl=TTL, reason="x", message="It broke.")
+    await append_end(redis, reply_id, End("failed", reason="x", message="It broke."), ttl=TTL)
     url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
     async with client.stream(
         "GET", url, headers=user.headers | {"Last-Event-ID": first}
@@ -160,7 +160,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
     await eventually(lambda: bus.queued(reply_id))
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)
-    await service.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+    await reconciler.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
 
     async def requeued() -> bool:
         return len(await bus.queued(reply_id)) == 2
@@ -172,7 +172,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
 
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)
-    await service.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+    await reconciler.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
     reply = (await api.room(user, room_id))["messages"][-1]
     assert reply["status"] == "failed" and reply["errorCode"] == "timeout"
     assert (await api.usage(user))["used"] == 0
@@ -182,10 +182,10 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
 async def test_redis_losing_its_data_requeues_every_pending_reply(api, user, bus, redis, app):
     _, reply_id = await queued_reply(api, user)
     await eventually(lambda: bus.queued(reply_id))
-    assert not await service.redis_lost_data(redis)
-    await redis.delete(service.REDIS_ALIVE_KEY)  # what a flush or a restart does
-    assert await service.redis_lost_data(redis)
-    await service.requeue_stale_replies(
+    assert not await reconciler.set_redis_marker(redis)
+    await redis.delete(reconciler.REDIS_ALIVE_KEY)  # what a flush or a restart does
+    assert await reconciler.set_redis_marker(redis)
+    await reconciler.requeue_stale_replies(
         UnitOfWork(app.state.pool), app.state.settings, datetime.now(UTC)
     )
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import AsyncConnection
 
+from chat.quota import next_midnight, utc_day
 from chat.repository import give_back_quota_unit, quota_used, take_quota_unit
-from chat.service import next_midnight, utc_day
 from shared.db import schema_conninfo
 
 SQL_SETTINGS = settings(max_examples=50, deadline=None, derandomize=True, database=None)

@@ -1,0 +1,297 @@
+"""Prompts and their replies: send, regenerate, stop, read one reply, and what the reply
+events do. Each use case takes a unit of work and owns its transaction, except the event
+handlers' (they run in the consumer's)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import psycopg
+import structlog
+
+from chat import repository
+from chat.context import PRODUCER, ChatContext
+from chat.quota import DailyLimitReached, Usage, next_midnight, take_quota, utc_day
+from chat.repository import Message
+from chat.rooms import room_not_found
+from chat.settings import Settings
+from shared import outbox, replies
+from shared.db import UnitOfWork
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.events import HistoryTurn, MessageQueued
+from shared.tiers import Tier
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuedPrompt:
+    prompt: Message
+    reply: Message
+    usage: Usage
+
+
+def _prompt_text(raw: str, settings: Settings) -> str:
+    text = raw.strip()
+    if not text:
+        raise ValidationFailed.on("content", "Message content is required.")
+    if len(text) > settings.prompt_max_chars:
+        message = f"At most {settings.prompt_max_chars} characters."
+        raise ValidationFailed.on("content", message)
+    return text
+
+
+async def _history(uow: UnitOfWork, settings: Settings, prompt: Message) -> list[HistoryTurn]:
+    """The conversation before ``prompt``, bounded (see ``_bounded_history``)."""
+    rows = await repository.conversation_before(
+        uow.conn, prompt.chatroom_id, prompt.seq, settings.history_max_turns
+    )
+    return _bounded_history(settings, rows)
+
+
+def _bounded_history(settings: Settings, rows: list[tuple[str, str]]) -> list[HistoryTurn]:
+    """(role, content) rows, newest first, as the history a prompt carries: newest turns
+    kept first, bounded by count and characters, starting with a user turn (a model turn
+    cannot open a conversation)."""
+    kept: list[HistoryTurn] = []
+    budget = settings.history_max_chars
+    for role, content in rows:  # newest first
+        if len(content) > budget:
+            break
+        budget -= len(content)
+        kept.append(HistoryTurn(role="user" if role == "USER" else "model", text=content))
+    kept.reverse()
+    while kept and kept[0].role != "user":
+        kept.pop(0)
+    return kept
+
+
+async def queue(
+    uow: UnitOfWork,
+    settings: Settings,
+    prompt: Message,
+    reply: Message,
+    attempt: int,
+    correlation_id: str | None,
+    *,
+    want_title: bool = False,
+) -> None:
+    event = MessageQueued(
+        reply_id=reply.id,
+        message_id=prompt.id,
+        chatroom_id=prompt.chatroom_id,
+        user_id=prompt.user_id,
+        prompt=prompt.content,
+        history=await _history(uow, settings, prompt),
+        attempt=attempt,
+        want_title=want_title,
+    )
+    await outbox.add(uow.conn, event, producer=PRODUCER, correlation_id=correlation_id)
+
+
+async def _new_reply(uow: UnitOfWork, prompt: Message, day: date) -> Message:
+    """A queued reply to ``prompt``; 409 while another reply in the room is pending."""
+    try:
+        async with uow.conn.transaction():  # a savepoint: the conflict is expected
+            return await repository.insert_message(
+                uow.conn,
+                message_id=uuid.uuid4(),
+                chatroom_id=prompt.chatroom_id,
+                user_id=prompt.user_id,
+                role="GEMINI",
+                content="",
+                status="queued",
+                reply_to=prompt.id,
+                quota_day=day,
+            )
+    except psycopg.errors.UniqueViolation:
+        raise _reply_pending() from None
+
+
+def _reply_pending() -> Conflict:
+    return Conflict(
+        "A reply in this chatroom is still being generated. Wait for it, then send.",
+        code="reply_pending",
+    )
+
+
+async def queue_message(
+    uow: UnitOfWork,
+    ctx: ChatContext,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    raw_content: str,
+    correlation_id: str | None,
+) -> QueuedPrompt:
+    """Take a quota unit, store the prompt and a queued reply, and emit MessageQueued:
+    all or nothing, so a refused or failed send never costs a prompt.
+
+    Two round trips to Postgres and no transaction: what the room and the user's day
+    look like, then one statement that takes the quota unit and inserts both messages and
+    the outbox row (atomic by itself). That statement repeats the checks of the first
+    atomically (the quota's conditional upsert, the one-pending-reply index, the room's
+    foreign key), so racing requests cannot pass them."""
+    content = _prompt_text(raw_content, ctx.settings)
+    settings = ctx.settings
+    now = datetime.now(UTC)
+    day, resets_at = utc_day(now), next_midnight(now)
+    async with uow.autocommit() as tx:
+        context = await repository.prompt_context(
+            tx.conn, room_id, user_id, day, settings.history_max_turns
+        )
+        if context is None:
+            raise room_not_found()
+        tier: Tier = context.subscription.tier(now) if context.subscription else "BASIC"
+        limit = settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+        if limit is not None and context.used_today >= limit:
+            raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
+        if context.pending:
+            raise _reply_pending()
+        prompt_id, reply_id = uuid.uuid4(), uuid.uuid4()
+        event = MessageQueued(
+            reply_id=reply_id,
+            message_id=prompt_id,
+            chatroom_id=room_id,
+            user_id=user_id,
+            prompt=content,
+            history=_bounded_history(settings, context.history),
+            attempt=1,
+            want_title=context.room.auto_title and context.prompts == 0,
+        )
+        try:
+            stored = await repository.store_prompt(
+                tx.conn,
+                user_id=user_id,
+                room_id=room_id,
+                day=day,
+                limit=limit,
+                prompt_id=prompt_id,
+                reply_id=reply_id,
+                content=content,
+                event=outbox.row(event, producer=PRODUCER, correlation_id=correlation_id),
+            )
+        except psycopg.errors.UniqueViolation:
+            raise _reply_pending() from None
+        except psycopg.errors.ForeignKeyViolation:  # the room was deleted meanwhile
+            raise room_not_found() from None
+        if stored.used is None:  # another request took the last unit meanwhile
+            assert limit is not None
+            raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
+    assert stored.prompt is not None and stored.reply is not None
+    log.info("chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply_id), tier=tier)
+    return QueuedPrompt(stored.prompt, stored.reply, Usage(tier, limit, stored.used, resets_at))
+
+
+async def regenerate_reply(
+    uow: UnitOfWork,
+    ctx: ChatContext,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    reply_id: uuid.UUID,
+    correlation_id: str | None,
+) -> QueuedPrompt:
+    """A new reply to the prompt of the room's last reply (quota applies); the previous
+    reply is kept, marked superseded by the new one."""
+    now = datetime.now(UTC)
+    async with uow:
+        room = await repository.get_chatroom(uow.conn, room_id, user_id, lock=True)
+        old = await repository.get_message(uow.conn, reply_id, room_id, user_id)
+        if room is None or old is None or old.role != "GEMINI" or old.reply_to is None:
+            raise NotFound("Reply not found.", code="reply_not_found")
+        if old.status in repository.PENDING:
+            raise Conflict("This reply is still being generated.", code="reply_pending")
+        if await repository.latest_reply_id(uow.conn, room_id) != old.id:
+            raise Conflict("Only the last reply can be regenerated.", code="not_last_reply")
+        prompt = await repository.get_message_by_id(uow.conn, old.reply_to)
+        assert prompt is not None
+        usage = await take_quota(uow, ctx, user_id, now)
+        reply = await _new_reply(uow, prompt, utc_day(now))
+        await repository.supersede(uow.conn, old.id, reply.id)
+        await queue(uow, ctx.settings, prompt, reply, 1, correlation_id)
+    log.info("chat.reply_regenerated", reply_id=str(reply.id), superseded=str(old.id))
+    return QueuedPrompt(prompt, reply, usage)
+
+
+async def stop_reply(
+    uow: UnitOfWork,
+    ctx: ChatContext,
+    user_id: uuid.UUID,
+    room_id: uuid.UUID,
+    reply_id: uuid.UUID,
+) -> Message:
+    """End a reply being generated as ``cancelled`` with the text produced so far (it
+    still counts against the quota). A reply already final is returned unchanged."""
+    reply = await get_reply(uow, user_id, room_id, reply_id)
+    if reply.status not in repository.PENDING:
+        return reply
+    so_far = await replies.read_all(ctx.redis, str(reply_id))
+    async with uow:
+        cancelled = await repository.cancel_reply(uow.conn, reply_id, so_far.text)
+
+        async def tell_the_worker() -> None:
+            # The worker stops; readers of the live stream see the end at once.
+            await replies.request_stop(ctx.redis, str(reply_id), ttl=3600)
+
+        if cancelled is not None:
+            uow.after_commit(tell_the_worker)
+    if cancelled is None:  # it finished meanwhile
+        return await get_reply(uow, user_id, room_id, reply_id)
+    log.info("chat.reply_stopped", reply_id=str(reply_id), chars=len(cancelled.content))
+    return cancelled
+
+
+async def get_reply(
+    uow: UnitOfWork, user_id: uuid.UUID, room_id: uuid.UUID, reply_id: uuid.UUID
+) -> Message:
+    async with uow:
+        reply = await repository.get_message(uow.conn, reply_id, room_id, user_id)
+    if reply is None or reply.role != "GEMINI":
+        raise NotFound("Reply not found.", code="reply_not_found")
+    return reply
+
+
+# -- what the reply events do ------------------------------------------------------------
+
+
+async def complete_reply(
+    uow: UnitOfWork,
+    reply_id: uuid.UUID,
+    *,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    output_tokens: int,
+) -> None:
+    """Store the answer, once: a reply already final (or gone) is left as it is."""
+    stored = await repository.complete_reply(
+        uow.conn,
+        reply_id,
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+    )
+    log.info("chat.reply_completed", reply_id=str(reply_id), stored=stored)
+
+
+async def fail_reply(
+    uow: UnitOfWork,
+    reply_id: uuid.UUID,
+    *,
+    status: str,
+    code: str,
+    message: str,
+    partial_text: str = "",
+) -> None:
+    reply = await repository.fail_reply(
+        uow.conn, reply_id, status=status, code=code, message=message, partial_text=partial_text
+    )
+    if reply is None:
+        return
+    # A failure is ours or the model's: the prompt is not counted. A safety block is the
+    # prompt's own outcome and stays counted.
+    if status == "failed" and reply.quota_day is not None:
+        await repository.give_back_quota_unit(uow.conn, reply.user_id, reply.quota_day)
+    log.info("chat.reply_failed", reply_id=str(reply_id), status=status, code=code)

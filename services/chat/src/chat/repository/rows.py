@@ -1,0 +1,58 @@
+"""The rows chat's SQL returns, and the column lists that select them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+PENDING = ("queued",)  # a reply not final yet
+
+
+def pending_sql(alias: str = "") -> str:
+    """SQL: the message's status is one of PENDING (``alias``: the messages table's), as
+    the partial indexes over pending replies say it."""
+    column = f"{alias}.status" if alias else "status"
+    return f"{column} = 'queued'"
+
+
+# What the messages table's CHECK constraints allow.
+Role = Literal["USER", "GEMINI"]
+MessageStatus = Literal["queued", "completed", "failed", "blocked", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Chatroom:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    auto_title: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Message:
+    id: uuid.UUID
+    seq: int
+    chatroom_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+    content: str
+    status: MessageStatus
+    reply_to: uuid.UUID | None
+    error_code: str | None
+    error: str | None
+    quota_day: date | None
+    attempts: int
+    superseded_by: uuid.UUID | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+ROOM_COLUMNS = "id, user_id, name, auto_title, created_at, updated_at"
+MESSAGE_COLUMNS = (
+    "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
+    " quota_day, attempts, superseded_by, created_at, completed_at"
+)
