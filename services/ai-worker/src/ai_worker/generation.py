@@ -534,15 +534,23 @@ class ReplyGenerator:
     ) -> None:
         """One request, its chunks appended as they come. Every wait for a chunk is bounded
         by the chunk timeout and by what is left of the attempt's; nothing else is awaited
-        under a timeout, so a Redis call can never absorb one (see service._lease)."""
+        under a timeout, so a Redis call can never absorb one (see service._renewing)."""
         loop = asyncio.get_running_loop()
         request_timeout = self.settings.gemini_request_timeout_seconds
         chunk_timeout = self.settings.gemini_chunk_timeout_seconds
         deadline = loop.time() + request_timeout
         draft.started_at = loop.time()
         stream = self._chunks(contents)  # sends nothing yet
+        # The wait for the next chunk, while one is in progress: a stop ends it at once.
+        # (A timeout on this task rather than a task per chunk: the chunks are the hot path.)
+        waiting: asyncio.Timeout | None = None
+
+        def on_stop(_: object) -> None:
+            if waiting is not None and not waiting.expired():
+                waiting.reschedule(loop.time())
+
         stop_waiter = asyncio.ensure_future(stopped.wait())
-        next_chunk: asyncio.Future[Wire] | None = None
+        stop_waiter.add_done_callback(on_stop)
         try:
             while True:
                 wait = min(chunk_timeout, deadline - loop.time())
@@ -550,31 +558,27 @@ class ReplyGenerator:
                     raise StopRequested
                 if wait <= 0:
                     raise ModelTimeout(f"attempt took longer than {request_timeout:g}s")
-                next_chunk = asyncio.ensure_future(anext(stream))
-                done, _ = await asyncio.wait(
-                    {next_chunk, stop_waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                )
-                if next_chunk not in done:
-                    next_chunk.cancel()
-                    await asyncio.gather(next_chunk, return_exceptions=True)
-                    if stop_waiter in done:
-                        raise StopRequested
-                    if wait < chunk_timeout:
-                        raise ModelTimeout(f"attempt took longer than {request_timeout:g}s")
-                    raise ModelTimeout(f"no chunk for {chunk_timeout:g}s")
                 try:
-                    chunk = next_chunk.result()
+                    async with asyncio.timeout(wait) as waiting:
+                        chunk = await anext(stream)
+                except TimeoutError:
+                    if stopped.is_set():
+                        raise StopRequested from None
+                    if wait < chunk_timeout:
+                        raise ModelTimeout(
+                            f"attempt took longer than {request_timeout:g}s"
+                        ) from None
+                    raise ModelTimeout(f"no chunk for {chunk_timeout:g}s") from None
                 except StopAsyncIteration:
                     break
+                finally:
+                    waiting = None
                 await self._take(reply_id, chunk, draft)
                 if draft.prompt_block:
                     return
         finally:
+            stop_waiter.remove_done_callback(on_stop)
             stop_waiter.cancel()
-            if next_chunk is not None and not next_chunk.done():
-                # This task was cancelled (shutdown) while waiting for a chunk.
-                next_chunk.cancel()
-                await asyncio.gather(next_chunk, return_exceptions=True)
             await stream.aclose()
         if not draft.parts and draft.finish_reason is None:
             raise EmptyReply("the stream ended without text or a finish reason")
