@@ -204,7 +204,15 @@ async def test_an_event_delivered_five_times_at_once_changes_state_once(
         return await billing_events_for(stack_redis, customer.user_id) >= 1
 
     await customer.until("SubscriptionChanged", announced)
-    await asyncio.sleep(1)  # give any duplicate time to (wrongly) show up
+
+    def outbox_published() -> bool:  # a duplicate would be there, published or not
+        with psycopg.connect(database_url) as conn:
+            (left,) = conn.execute(
+                "SELECT count(*) FROM billing.outbox WHERE published_at IS NULL"
+            ).fetchone()
+        return left == 0
+
+    await eventually(outbox_published, what="billing's outbox to be published")
     assert await billing_events_for(stack_redis, customer.user_id) == 1
     with psycopg.connect(database_url) as conn:
         (stored,) = conn.execute(

@@ -15,6 +15,7 @@ from shared.events.envelope import to_json
 from shared.migrations import MESSAGING, migrate
 from shared.testing.asgi import served
 from shared.testing.fixtures import mark_user_unrevoked
+from shared.testing.wait import handled
 from shared.tokens import issue_access_token
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -127,6 +128,10 @@ class Bus:
     ) -> None:
         envelope = encode(event, producer=producer)
         await self.redis.xadd(stream, {"type": envelope.type, "envelope": to_json(envelope)})
+
+    async def handled(self, stream: str = "ai.events") -> None:
+        """Every event on ``stream`` so far handled by chat (see shared.testing.wait)."""
+        await handled(self.redis, stream, "chat")
 
     async def queued(self, reply_id: str) -> list:
         """The MessageQueued events chat published for one reply, oldest first."""

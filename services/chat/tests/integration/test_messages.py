@@ -235,7 +235,7 @@ async def test_completed_reply_is_stored_once(api, user, bus):
     # A later, different outcome for the same reply changes nothing either.
     await bus.emit(failed(user, room["id"], reply_id))
     await bus.emit(completed(user, room["id"], reply_id, "a different answer"))
-    await asyncio.sleep(0.5)  # give the consumer time to (not) apply them
+    await bus.handled()  # applied, or (rightly) not
     reply = (await api.room(user, room["id"]))["messages"][-1]
     assert reply["content"] == "the answer" and reply["status"] == "completed"
     assert reply["completedAt"]
@@ -258,7 +258,7 @@ async def test_failed_reply_gives_the_quota_unit_back(api, user, bus):
     assert reply["status"] == "failed"
     assert reply["error"] == "Gemini is overloaded right now."
     assert reply["errorCode"] == "model_unavailable"
-    await asyncio.sleep(0.3)
+    await bus.handled()
     assert (await api.usage(user))["used"] == 0  # given back once, not twice
     # The room accepts a new prompt now.
     assert (await api.send(user, room["id"])).status_code == 201
@@ -298,7 +298,7 @@ async def test_pro_is_unlimited_and_a_downgrade_brings_the_limit_back(api, user,
     # An older state arriving late is ignored.
     stale = pro(user, status="canceled", as_of=upgraded_at - timedelta(minutes=5))
     await bus.emit(stale, stream="billing.events", producer="billing")
-    await asyncio.sleep(0.5)
+    await bus.handled("billing.events")
     assert (await api.usage(user))["tier"] == "PRO"
 
     # A newer cancellation downgrades: BASIC and limited again.
@@ -322,7 +322,7 @@ async def test_deleting_a_room_with_a_pending_reply_is_clean(api, user, bus, cli
         await client.delete(f"/api/v1/chatroom/{room['id']}", headers=user.headers)
     ).status_code == 204
     await bus.emit(completed(user, room["id"], reply_id))
-    await asyncio.sleep(0.3)
+    await bus.handled()
     assert (
         await client.get(f"/api/v1/chatroom/{room['id']}", headers=user.headers)
     ).status_code == 404

@@ -1,6 +1,5 @@
 """Stopping a reply, regenerating the last one, and automatic chatroom titles."""
 
-import asyncio
 import uuid
 
 import pytest
@@ -55,7 +54,7 @@ async def test_stop_keeps_the_text_so_far_and_tells_the_worker(api, user, bus, r
     assert (await api.usage(user))["used"] == 1  # a stopped reply still counts
     # The worker's late answer changes nothing.
     await bus.emit(completed(user, room["id"], reply_id, "the full answer"))
-    await asyncio.sleep(0.5)
+    await bus.handled()
     stored = (await api.room(user, room["id"]))["messages"][-1]
     assert (stored["status"], stored["content"]) == ("cancelled", "Half an answer")
     # The room takes a new prompt at once.
