@@ -18,8 +18,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-# Every service is a directory with a Dockerfile; its manifests must follow.
-SERVICES = sorted(p.parent.name for p in (REPO / "services").glob("*/Dockerfile"))
+# Every service is a directory under services/ with a package; its manifests must follow.
+SERVICES = sorted(p.parent.name for p in (REPO / "services").glob("*/pyproject.toml"))
 # ... and those with migrations own a Postgres schema.
 WITH_DATABASE = {s for s in SERVICES if (REPO / "services" / s / "migrations").is_dir()}
 

@@ -25,24 +25,45 @@ BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|make|build-essential|apt-get|apk|pyth
 APP_UID = 10001
 
 
+TEMPLATE = REPO / "deploy" / "docker" / "service.Dockerfile"
+
+
+def build_args(service: str, rendered: dict[str, list[Obj]]) -> dict[str, str]:
+    """What a build of ``service`` passes (Tilt passes the same: test_tiltfile), with the
+    template's defaults: its directory, its package, its Deployment's port."""
+    defaults, _ = parse(TEMPLATE)
+    port = main_container(one(rendered["prod"], "Deployment", service))["ports"][0]
+    return {
+        **defaults,
+        "SERVICE": service,
+        "PACKAGE": service.replace("-", "_"),
+        "PORT": str(port["containerPort"]),
+    }
+
+
+def test_there_is_one_dockerfile_for_the_services() -> None:
+    assert not list((REPO / "services").glob("*/Dockerfile"))
+    assert TEMPLATE.is_file()
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_image_is_multi_stage_slim_and_installs_only_shared_and_itself(
-    service: str,
+    service: str, rendered: dict[str, list[Obj]]
 ) -> None:
-    args, stages = parse(REPO / "services" / service / "Dockerfile")
+    args = build_args(service, rendered)
+    _, stages = parse(TEMPLATE)
     assert len(stages) >= 2, "a build stage and a runtime stage"
     for stage in stages:
         assert re.fullmatch(r"python:[\d.]+-slim(-\w+)?", expand(stage.base, args)), stage.base
     build, runtime = stages[0], stages[-1]
-    installs = [r for r in values(build, "RUN") if "pip install" in r]
+    installs = [expand(r, args) for r in values(build, "RUN") if "pip install" in r]
     assert installs == [f"pip install -c constraints.txt ./shared ./services/{service}"]
     assert not any("pip" in r for r in values(runtime, "RUN")), "install in the build stage"
     assert any(f"--from={build.name}" in c for c in values(runtime, "COPY"))
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_service_image_runs_as_the_app_user_without_build_tools(service: str) -> None:
-    _, stages = parse(REPO / "services" / service / "Dockerfile")
+def test_service_image_runs_as_the_app_user_without_build_tools() -> None:
+    _, stages = parse(TEMPLATE)
     runtime = stages[-1]
     users = values(runtime, "USER")
     assert users and users[-1].split(":")[0] == str(APP_UID), "non-root, by number"
@@ -54,40 +75,48 @@ def test_service_image_runs_as_the_app_user_without_build_tools(service: str) ->
 def test_service_image_starts_the_service_as_the_manifests_expect(
     service: str, rendered: dict[str, list[Obj]]
 ) -> None:
-    _, stages = parse(REPO / "services" / service / "Dockerfile")
+    args = build_args(service, rendered)
+    _, stages = parse(TEMPLATE)
     runtime = stages[-1]
-    package = service.replace("-", "_")
-    assert json.loads(values(runtime, "ENTRYPOINT")[-1]) == ["python", "-m", package]
+    env = {k: expand(v, args) for k, v in env_of(runtime).items()}
+    # The entrypoint runs `python -m $SERVICE_PACKAGE` with CMD's (or the args') words.
+    entrypoint = json.loads(values(runtime, "ENTRYPOINT")[-1])
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    assert entrypoint[2] == 'exec python -m "$SERVICE_PACKAGE" "$@"'
+    assert env["SERVICE_PACKAGE"] == service.replace("-", "_")
     assert json.loads(values(runtime, "CMD")[-1]) == ["serve"]
-    env = env_of(runtime)
     assert env["HOST"] == "0.0.0.0"
     deployment = one(rendered["prod"], "Deployment", service)
     port = main_container(deployment)["ports"][0]["containerPort"]
-    assert values(runtime, "EXPOSE") == [str(port)]
+    assert [expand(v, args) for v in values(runtime, "EXPOSE")] == [str(port)]
     assert env["PORT"] == str(port)
     assert pod_spec(deployment)["securityContext"]["runAsUser"] == APP_UID
     for container in containers(deployment):
         assert "command" not in container, "args only: Tilt's restart wrapper replaces command"
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_service_image_runs_in_production_unless_told_otherwise(service: str) -> None:
+def test_service_image_runs_in_production_unless_told_otherwise() -> None:
     """Fail closed: an image started without configuration refuses what production refuses
     (codes in responses, weak secrets, the simulators)."""
-    _, stages = parse(REPO / "services" / service / "Dockerfile")
+    _, stages = parse(TEMPLATE)
     assert env_of(stages[-1]).get("APP_ENV") == "production"
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_service_image_carries_its_migrations_where_migrations_dir_points(service: str) -> None:
-    _, stages = parse(REPO / "services" / service / "Dockerfile")
-    runtime = stages[-1]
-    has_migrations = service in WITH_DATABASE
-    copied = [c for c in values(runtime, "COPY") if f"services/{service}/migrations" in c]
-    if not has_migrations:
-        assert not copied and "MIGRATIONS_DIR" not in env_of(runtime)
-        return
-    (copy,) = copied
+def test_service_image_carries_its_migrations_where_migrations_dir_points(
+    service: str, rendered: dict[str, list[Obj]]
+) -> None:
+    args = build_args(service, rendered)
+    _, stages = parse(TEMPLATE)
+    build, runtime = stages[0], stages[-1]
+    gathered = [expand(r, args) for r in values(build, "RUN") if "/app/migrations" in r]
+    assert gathered == [
+        f"mkdir -p /app/migrations && if [ -d services/{service}/migrations ];"
+        f" then cp services/{service}/migrations/*.sql /app/migrations/; fi"
+    ]
+    assert (service in WITH_DATABASE) == (REPO / "services" / service / "migrations").is_dir()
+    (copy,) = [c for c in values(runtime, "COPY") if "/app/migrations" in c]
+    assert copy.startswith(f"--from={build.name} ")
     destination = copy.split()[-1].rstrip("/")
     assert env_of(runtime)["MIGRATIONS_DIR"].rstrip("/") == destination
 

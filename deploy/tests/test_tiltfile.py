@@ -5,7 +5,6 @@ and the Dockerfiles: every image it builds is used, every resource it names exis
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +14,9 @@ import pytest
 import starlark
 import yaml
 
-from deploy.tests.dockerfile import parse, values
+from deploy.tests.dockerfile import env_of, expand, parse, values
 from deploy.tests.k8s import REPO, SERVICES, WITH_DATABASE, Obj, containers, pod_spec
+from deploy.tests.test_dockerfiles import build_args
 
 DEV_OVERLAY = "deploy/k8s/overlays/dev"
 SIMULATORS = {"gemini-sim", "stripe-sim"}
@@ -212,28 +212,29 @@ def test_every_service_has_a_manual_test_resource(simulated: Tilt) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_live_update_syncs_into_where_the_image_installed_the_code(
-    service: str, simulated: Tilt
+    service: str, simulated: Tilt, rendered: dict[str, list[Obj]]
 ) -> None:
     build = simulated.images[f"gemini/{service}"]
     dockerfile = REPO / build["dockerfile"]
     args, stages = parse(dockerfile)
     runtime = stages[-1]
-    # The process Tilt restarts is the one the image runs.
-    assert build["entrypoint"] == json.loads(values(runtime, "ENTRYPOINT")[-1])
+    package = service.replace("-", "_")
+    # The image Tilt builds is the one production builds (test_dockerfiles.build_args)...
+    image_args = build_args(service, rendered)
+    assert {**args, **build["build_args"]} == image_args
+    # ... and the process Tilt restarts is the one the image runs.
+    assert build["entrypoint"] == ["python", "-m", package]
+    assert expand(env_of(runtime)["SERVICE_PACKAGE"], image_args) == package
     site_packages = f"/opt/venv/lib/python{args['PYTHON_VERSION']}/site-packages"
     syncs = [step for step in build["live_update"] if "sync" in step]
-    package = service.replace("-", "_")
     assert {(s["sync"], s["to"]) for s in syncs} == {
         ("shared/src/shared", f"{site_packages}/shared"),
         (f"services/{service}/src/{package}", f"{site_packages}/{package}"),
     }
     # ... and those directories belong to the user the container runs as.
-    chowned = [c for c in values(runtime, "COPY") if "--chown=app:app" in c]
+    chowned = [expand(c, image_args) for c in values(runtime, "COPY") if "--chown=app:app" in c]
     for sync in syncs:
-        destination = sync["to"].replace(
-            site_packages, "/opt/venv/lib/python${PYTHON_VERSION}/site-packages"
-        )
-        assert any(c.endswith(destination) for c in chowned), destination
+        assert any(c.endswith(sync["to"]) for c in chowned), sync["to"]
     for step in build["live_update"]:
         for path in step.get("fall_back_on", []):
             assert (REPO / path).exists(), path
