@@ -103,16 +103,19 @@ async def test_dead_letter_is_listed_then_replayed_once_for_its_group_only_then_
 ):
     broken = True
 
-    async def on_registered(event: UserRegistered, uow) -> None:
+    async def on_registered(event: UserRegistered, delivery) -> None:
         if broken:
             raise RuntimeError("the bug")
-        await uow.conn.execute(
+        await delivery.uow.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)",
             (str(event.user_id),),
         )
 
     ours = consumer(
-        redis, stream, SERVICE, inbox_processor(messaging_pool, {UserRegistered: on_registered})
+        redis,
+        stream,
+        SERVICE,
+        inbox_processor(messaging_pool, {UserRegistered: on_registered}, None),
     )
     others_saw: list[str] = []
 

@@ -46,13 +46,14 @@ async def effects(pool) -> list[str]:
 
 
 async def test_same_event_twice_changes_nothing_the_second_time(messaging_pool, redis, stream):
-    async def on_registered(event, uow):
-        await uow.conn.execute(
+    async def on_registered(event, delivery):
+        assert delivery.ctx == "the context" and delivery.envelope.type == "UserRegistered"
+        await delivery.uow.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)",
             (event.mobile_number,),
         )
 
-    process = inbox_processor(messaging_pool, {UserRegistered: on_registered})
+    process = inbox_processor(messaging_pool, {UserRegistered: on_registered}, "the context")
     envelope = await publish(redis, stream)
     await publish(redis, stream, envelope)  # the same event id, delivered again
     async with asyncio.timeout(10):
@@ -65,16 +66,16 @@ async def test_same_event_twice_changes_nothing_the_second_time(messaging_pool, 
 async def test_handler_failure_rolls_back_its_effects_and_inbox_row(messaging_pool, redis, stream):
     calls = 0
 
-    async def flaky(event, uow):
+    async def flaky(event, delivery):
         nonlocal calls
         calls += 1
-        await uow.conn.execute(
+        await delivery.uow.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)", (str(calls),)
         )
         if calls == 1:
             raise RuntimeError("transient")
 
-    process = inbox_processor(messaging_pool, {UserRegistered: flaky})
+    process = inbox_processor(messaging_pool, {UserRegistered: flaky}, None)
     await publish(redis, stream)
     # claim_idle_ms well above one handler run, so the first drain cannot reclaim it.
     c = consumer(redis, stream, process, claim_idle_ms=1000)

@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -44,7 +44,32 @@ Processor = Callable[[Envelope, Event, str], Awaitable[None]]
 # Set on an entry replayed from the dead-letter stream (shared.dlq): only this group
 # handles it; every other group handled the original already and acks it unseen.
 REPLAY_GROUP_FIELD = "replay_group"
-DbHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[C]):
+    """What a handler gets with its event: the consuming service's context and the
+    envelope (``correlation_id``: the request that caused the event)."""
+
+    ctx: C
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class InboxDelivery(Delivery[C]):
+    """A delivery to a service with a database: ``uow`` is the transaction that also
+    records the event in the inbox, so the handler's effects and "handled" commit
+    together."""
+
+    uow: UnitOfWork
+
+
+# Every consuming service has a module-level ``HANDLERS`` mapping of these: one signature,
+# ``async def on_<event>(event, delivery)``, calling the service's use cases.
+Handler = Callable[[Any, Delivery[C]], Awaitable[None]]
+InboxHandler = Callable[[Any, InboxDelivery[C]], Awaitable[None]]
 
 
 def dlq_stream(stream: str) -> str:
@@ -57,7 +82,7 @@ def consumer_name(service: str) -> str:
 
 
 def inbox_processor(
-    pool: AsyncConnectionPool, handlers: Mapping[type[Event], DbHandler]
+    pool: AsyncConnectionPool, handlers: Mapping[type[Event], InboxHandler[C]], ctx: C
 ) -> Processor:
     by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
 
@@ -73,7 +98,18 @@ def inbox_processor(
                     "consumer.duplicate_skipped", event_id=str(envelope.id), type=envelope.type
                 )
                 return
-            await by_type[envelope.type](event, uow)
+            await by_type[envelope.type](event, InboxDelivery(ctx, envelope, uow))
+
+    return process
+
+
+def direct_processor(handlers: Mapping[type[Event], Handler[C]], ctx: C) -> Processor:
+    """The processor of a service without a database (the ai-worker): its handlers make
+    a second delivery of an event harmless themselves."""
+    by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
+
+    async def process(envelope: Envelope, event: Event, stream: str) -> None:
+        await by_type[envelope.type](event, Delivery(ctx, envelope))
 
     return process
 

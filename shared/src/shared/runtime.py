@@ -5,7 +5,7 @@ Opened in the app's lifespan and put on ``app.state`` (``pool``, ``redis``, ``re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,15 +16,14 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from shared.aio import Background
-from shared.consumer import StreamConsumer, consumer_name, inbox_processor
-from shared.db import UnitOfWork, open_pool
+from shared.consumer import InboxHandler, StreamConsumer, consumer_name, inbox_processor
+from shared.db import open_pool
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.redis import open_redis
 from shared.revocation import Lookup, TokenStates, auth_lookup
 from shared.settings import ServiceSettings
 
-Handlers = Mapping[type[Event], Callable[[Any, UnitOfWork], Awaitable[None]]]
 # How a service learns a user's revocation time on a cache miss, given its pool.
 TokenLookup = Callable[[AsyncConnectionPool], Lookup]
 TOKEN_LOOKUP_TIMEOUT_SECONDS = 5.0
@@ -42,7 +41,8 @@ class Runtime:
         self,
         service: str,
         streams: list[str],
-        handlers: Handlers,
+        handlers: Mapping[type[Event], InboxHandler[Any]],
+        ctx: object,
         *,
         claim_idle_seconds: float,
         max_deliveries: int,
@@ -56,7 +56,7 @@ class Runtime:
             name=consumer_name(service),
             streams=streams,
             types={cls.type_name() for cls in handlers},
-            process=inbox_processor(self.pool, handlers),
+            process=inbox_processor(self.pool, handlers, ctx),
             concurrency=concurrency,
             claim_idle_ms=int(claim_idle_seconds * 1000),
             max_deliveries=max_deliveries,

@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
             service_runtime(app, settings, SCHEMA, token_lookup=token_lookup) as runtime,
             httpx.AsyncClient(timeout=settings.otp_webhook_timeout_seconds) as http,
         ):
-            app.state.auth = AuthContext(
+            app.state.auth = ctx = AuthContext(
                 settings=settings,
                 redis=runtime.redis,
                 throttle=Throttle(settings, runtime.redis),
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "auth",
                 CONSUMES,
                 HANDLERS,
+                ctx,
                 claim_idle_seconds=settings.claim_idle_seconds,
                 max_deliveries=settings.max_deliveries,
             )

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from chat import reconciler
 from chat.api import router
 from chat.context import ChatContext
-from chat.handlers import handlers
+from chat.handlers import HANDLERS
 from chat.settings import Settings
 from chat.streaming import StreamSlots
 from shared.http import create_app as create_service_app
@@ -34,7 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
             runtime.consume(
                 "chat",
                 CONSUMES,
-                handlers(ctx),
+                HANDLERS,
+                ctx,
                 claim_idle_seconds=settings.claim_idle_seconds,
                 max_deliveries=settings.max_deliveries,
             )

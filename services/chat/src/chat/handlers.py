@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import structlog
 
 from chat import prompts, rooms
 from chat.context import ChatContext
-from shared.db import UnitOfWork
+from shared.consumer import InboxDelivery, InboxHandler
 from shared.events import (
     ChatroomTitleSuggested,
     Event,
@@ -22,15 +19,17 @@ from shared.tiers import project_subscription_changed
 
 log = structlog.get_logger(__name__)
 
+Delivery = InboxDelivery[ChatContext]
+
 
 def storable(text: str) -> str:
     """Postgres text cannot hold NUL; a model could still produce one."""
     return text.replace("\x00", "")
 
 
-async def on_reply_completed(event: ReplyCompleted, uow: UnitOfWork) -> None:
+async def on_reply_completed(event: ReplyCompleted, delivery: Delivery) -> None:
     await prompts.complete_reply(
-        uow,
+        delivery.uow,
         event.reply_id,
         text=storable(event.text),
         finish_reason=event.finish_reason,
@@ -39,9 +38,9 @@ async def on_reply_completed(event: ReplyCompleted, uow: UnitOfWork) -> None:
     )
 
 
-async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
+async def on_reply_failed(event: ReplyFailed, delivery: Delivery) -> None:
     await prompts.fail_reply(
-        uow,
+        delivery.uow,
         event.reply_id,
         status=event.status,
         code=event.reason,
@@ -50,21 +49,21 @@ async def on_reply_failed(event: ReplyFailed, uow: UnitOfWork) -> None:
     )
 
 
-async def on_subscription_changed(event: SubscriptionChanged, uow: UnitOfWork) -> None:
-    applied = await project_subscription_changed(uow.conn, event)
+async def on_chatroom_title_suggested(event: ChatroomTitleSuggested, delivery: Delivery) -> None:
+    renamed = await rooms.apply_title(
+        delivery.uow, delivery.ctx, event.chatroom_id, event.user_id, event.title
+    )
+    log.info("chat.title_suggested", chatroom_id=str(event.chatroom_id), renamed=renamed)
+
+
+async def on_subscription_changed(event: SubscriptionChanged, delivery: Delivery) -> None:
+    applied = await project_subscription_changed(delivery.uow.conn, event)
     log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 
-def handlers(ctx: ChatContext) -> dict[type[Event], Callable[[Any, UnitOfWork], Awaitable[None]]]:
-    """Each consumed event type and its handler (those that touch Redis get ``ctx``)."""
-
-    async def on_chatroom_title_suggested(event: ChatroomTitleSuggested, uow: UnitOfWork) -> None:
-        renamed = await rooms.apply_title(uow, ctx, event.chatroom_id, event.user_id, event.title)
-        log.info("chat.title_suggested", chatroom_id=str(event.chatroom_id), renamed=renamed)
-
-    return {
-        ReplyCompleted: on_reply_completed,
-        ReplyFailed: on_reply_failed,
-        SubscriptionChanged: on_subscription_changed,
-        ChatroomTitleSuggested: on_chatroom_title_suggested,
-    }
+HANDLERS: dict[type[Event], InboxHandler[ChatContext]] = {
+    ReplyCompleted: on_reply_completed,
+    ReplyFailed: on_reply_failed,
+    ChatroomTitleSuggested: on_chatroom_title_suggested,
+    SubscriptionChanged: on_subscription_changed,
+}
