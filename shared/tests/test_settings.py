@@ -80,3 +80,22 @@ def test_unknown_app_env_is_refused(monkeypatch):
     monkeypatch.setenv("JWT_SECRET", STRONG)
     with pytest.raises(ValidationError):
         ServiceSettings(_env_file=None)
+
+
+class Public(ServiceSettings):
+    port_from_env_file = True
+
+
+def test_env_file_port_is_the_gateways_only(tmp_path, monkeypatch):
+    """`.env` sits beside every process `make run` starts: its PORT (the public port) must
+    not move auth, chat, billing or the ai-worker onto the gateway's port."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"PORT=8555\nJWT_SECRET={STRONG}\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.delenv("PORT", raising=False)
+    service = ServiceSettings(_env_file=env_file)
+    assert service.port == 8000  # its default, not the file's
+    assert service.log_level == "DEBUG"  # the rest of the file applies
+    assert Public(_env_file=env_file).port == 8555  # the gateway takes it
+    monkeypatch.setenv("PORT", "9001")  # the real environment: `make run`, the image
+    assert ServiceSettings(_env_file=env_file).port == 9001
+    assert Public(_env_file=env_file).port == 9001

@@ -11,14 +11,29 @@ refuses (weak secrets, codes in responses, the simulators). ``make run`` chooses
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.secrets import HOW_TO_GENERATE, weakness
 
 AppEnv = Literal["development", "test", "production"]
+
+
+class _WithoutPort(PydanticBaseSettingsSource):
+    """A settings source without its ``port``: see ``port_from_env_file``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for the whole source
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.source().items() if k != "port"}
 
 
 class ServiceSettings(BaseSettings):
@@ -26,6 +41,10 @@ class ServiceSettings(BaseSettings):
 
     # Services that issue or verify tokens need JWT_SECRET; the ai-worker does not.
     requires_jwt_secret: ClassVar[bool] = True
+    # `.env` is shared by every process started from its directory, and its PORT is the
+    # public one, the gateway's: the other services take PORT from the real environment
+    # only (`make run`, the image and the manifests set it), else their own default.
+    port_from_env_file: ClassVar[bool] = False
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -59,6 +78,24 @@ class ServiceSettings(BaseSettings):
     # /readyz names each failed dependency only when true; unset: everywhere but production.
     readyz_details: bool | None = None
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if cls.port_from_env_file:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        return (
+            init_settings,
+            env_settings,
+            _WithoutPort(settings_cls, dotenv_settings),
+            file_secret_settings,
+        )
+
     @model_validator(mode="after")
     def _check_secrets(self) -> ServiceSettings:
         if not self.requires_jwt_secret:
@@ -85,3 +122,14 @@ class ServiceSettings(BaseSettings):
     @property
     def show_readiness_details(self) -> bool:
         return not self.is_production if self.readyz_details is None else self.readyz_details
+
+
+class ConsumerSettings(ServiceSettings):
+    """What every service that consumes events reads besides (auth, chat, the ai-worker)."""
+
+    # An unacknowledged entry idle this long is taken over by another consumer. Owners
+    # heartbeat their in-flight entries, so this bounds crash recovery, not handling time;
+    # the ai-worker's reply lease is a third of it.
+    claim_idle_seconds: float = Field(default=60.0, ge=1)
+    # Tries before an entry goes to <stream>.dlq.
+    max_deliveries: int = Field(default=5, ge=1)

@@ -66,14 +66,16 @@ class WorkerContext:
         return self.settings.reply_stream_ttl_seconds
 
 
-def lease_ms(ctx: WorkerContext) -> int:
-    return max(int(ctx.settings.claim_idle_seconds * 1000 / 3), 1000)
+def lease_ms(settings: Settings) -> int:
+    """A third of CLAIM_IDLE_SECONDS: a crashed worker's lease is gone well before its
+    entry can be reclaimed, so the worker that reclaims it can take the reply."""
+    return int(settings.claim_idle_seconds * 1000 / 3)
 
 
 @contextlib.asynccontextmanager
 async def _renewing(ctx: WorkerContext, reply_id: str, token: str) -> AsyncIterator[None]:
     """Renews the reply's lease until the block ends."""
-    ttl_ms = lease_ms(ctx)
+    ttl_ms = lease_ms(ctx.settings)
     done = asyncio.Event()
 
     async def renew() -> None:
@@ -220,7 +222,7 @@ async def answer_message(
 ) -> None:
     """Generate the reply to ``event``, finish its token stream, publish the result."""
     reply_id = str(event.reply_id)
-    start = await replies.start(ctx.redis, reply_id, lease_ms=lease_ms(ctx))
+    start = await replies.start(ctx.redis, reply_id, lease_ms=lease_ms(ctx.settings))
     if not start.held:
         log.info("reply.already_in_progress")
         return

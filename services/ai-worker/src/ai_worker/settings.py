@@ -4,12 +4,12 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import ConsumerSettings
 
 SIMULATOR_API_KEY = "simulator"
 
 
-class Settings(ServiceSettings):
+class Settings(ConsumerSettings):
     requires_jwt_secret: ClassVar[bool] = False
 
     port: int = Field(default=8004, ge=1, le=65535)
@@ -34,10 +34,6 @@ class Settings(ServiceSettings):
     retry_budget_seconds: float = Field(default=45.0, gt=0)
     retry_initial_delay_seconds: float = Field(default=1.0, ge=0)
     retry_max_delay_seconds: float = Field(default=10.0, ge=0)
-    # Entries idle this long are taken over by another consumer; in-flight entries are
-    # heartbeated by their owner, so this bounds crash recovery, not generation time.
-    claim_idle_seconds: float = Field(default=60.0, ge=5)
-    max_deliveries: int = Field(default=5, ge=1)
     reply_stream_ttl_seconds: int = Field(default=3600, ge=60)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 

@@ -87,9 +87,19 @@ def test_worker_knobs_come_from_their_env_names(monkeypatch):
     assert settings.system_instruction == "Be kind."
 
 
-@pytest.mark.parametrize("seconds", ["4", "0"])
-def test_claim_idle_below_five_seconds_is_refused(monkeypatch, seconds):
+@pytest.mark.parametrize("seconds", ["0.5", "0"])
+def test_claim_idle_below_one_second_is_refused(monkeypatch, seconds):
     monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "k")
     monkeypatch.setenv("CLAIM_IDLE_SECONDS", seconds)
     with pytest.raises(ValidationError, match="claim_idle_seconds"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("seconds", ["1", "60"])
+def test_the_reply_lease_ends_well_before_an_entry_can_be_reclaimed(monkeypatch, seconds):
+    from ai_worker.service import lease_ms
+
+    monkeypatch.setenv("GOOGLE_GEMINI_API_KEY", "k")
+    monkeypatch.setenv("CLAIM_IDLE_SECONDS", seconds)
+    settings = Settings(_env_file=None)
+    assert 0 < lease_ms(settings) * 3 <= settings.claim_idle_seconds * 1000

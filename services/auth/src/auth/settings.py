@@ -4,12 +4,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import ConsumerSettings
 
 OtpDelivery = Literal["response", "log", "webhook"]
 
 
-class Settings(ServiceSettings):
+class Settings(ConsumerSettings):
     port: int = Field(default=8001, ge=1, le=65535)
 
     otp_expiration_minutes: int = Field(default=5, ge=1, le=10)
@@ -36,8 +36,6 @@ class Settings(ServiceSettings):
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     password_hash_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     default_phone_region: str = Field(default="IN", min_length=2, max_length=2)
-    claim_idle_seconds: float = Field(default=60, ge=1)
-    max_deliveries: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _check_otp_delivery(self) -> Settings:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.settings import ConsumerSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ConsumerSettings):
     port: int = Field(default=8002, ge=1, le=65535)
 
     chatroom_list_cache_ttl_seconds: int = Field(default=480, ge=0)
@@ -19,8 +19,6 @@ class Settings(ServiceSettings):
     reconcile_after_seconds: float = Field(default=300, gt=0)
     reconcile_interval_seconds: float = Field(default=10, gt=0)
     max_requeues: int = Field(default=3, ge=0)
-    claim_idle_seconds: float = Field(default=60, ge=1)
-    max_deliveries: int = Field(default=5, ge=1)
     sse_ping_seconds: int = Field(default=15, ge=1)
     # A user owns at most this many chatrooms; creating one more answers 409 (delete one).
     max_chatrooms_per_user: int = Field(default=1000, ge=1)

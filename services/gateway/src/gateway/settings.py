@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
@@ -13,6 +13,8 @@ KNOWN_UPSTREAMS = ("auth", "chat", "billing")
 
 
 class Settings(ServiceSettings):
+    port_from_env_file: ClassVar[bool] = True  # .env's PORT is the public port: this one
+
     auth_url: str = "http://127.0.0.1:8001"
     chat_url: str = "http://127.0.0.1:8002"
     billing_url: str = "http://127.0.0.1:8003"
