@@ -31,7 +31,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ai_worker.generation import Outcome, ReplyGenerator
+from ai_worker.generation import ReplyGenerator
+from ai_worker.outcomes import Outcome
 from ai_worker.settings import Settings
 from ai_worker.stops import StopWatcher
 from shared import replies

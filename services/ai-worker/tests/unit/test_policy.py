@@ -8,13 +8,13 @@ import pytest
 from google.genai import errors
 from tenacity import AsyncRetrying, RetryCallState
 
-from ai_worker.generation import (
+from ai_worker.generation import build_contents
+from ai_worker.outcomes import (
     MESSAGES,
     Draft,
     EmptyReply,
     ModelTimeout,
     Outcome,
-    build_contents,
     classify,
     failure,
     is_retryable,

@@ -5,15 +5,8 @@ import pytest
 from google import genai
 from google.genai import _common, models, types
 
-from ai_worker.generation import (
-    Draft,
-    ReplyGenerator,
-    _text_of,
-    _usage,
-    build_contents,
-    model_path,
-    request_fields,
-)
+from ai_worker.generation import ReplyGenerator, build_contents, model_path, request_fields
+from ai_worker.outcomes import Draft, text_of, usage_of
 from ai_worker.settings import Settings
 from shared.events import HistoryTurn, TokenUsage
 
@@ -89,10 +82,10 @@ def test_chunks_read_as_the_sdk_reads_them(chunk):
     typed = types.GenerateContentResponse._from_response(response=chunk, kwargs={})
     candidate = typed.candidates[0]
     sdk_text = "".join(p.text for p in candidate.content.parts if p.text and not p.thought)
-    assert _text_of(chunk["candidates"][0]) == sdk_text
+    assert text_of(chunk["candidates"][0]) == sdk_text
     if typed.usage_metadata is not None:
         u = typed.usage_metadata
-        assert _usage(chunk["usageMetadata"]) == TokenUsage(
+        assert usage_of(chunk["usageMetadata"]) == TokenUsage(
             prompt_tokens=u.prompt_token_count,
             output_tokens=u.candidates_token_count + u.thoughts_token_count,
             total_tokens=u.total_token_count,
