@@ -9,7 +9,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import metrics, prompts, quota, rooms, streaming
+from chat import metrics, prompts, quota, rooms, stream_slots, streaming
 from chat.context import ChatContext
 from chat.repository import Chatroom, Message
 from chat.schemas import (
@@ -297,7 +297,7 @@ async def stream_reply(
         resume_after,
         keep_going=lambda: lease.held,
     )
-    return streaming.LeasedEventSourceResponse(
+    return stream_slots.LeasedEventSourceResponse(
         events,
         lease,
         ping=ctx.settings.sse_ping_seconds,

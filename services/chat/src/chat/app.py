@@ -11,7 +11,7 @@ from chat.api import router
 from chat.context import ChatContext
 from chat.handlers import HANDLERS
 from chat.settings import Settings
-from chat.streaming import StreamSlots
+from chat.stream_slots import StreamSlots
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
 from shared.runtime import service_runtime

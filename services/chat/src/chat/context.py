@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from chat.settings import Settings
-from chat.streaming import StreamSlots
+from chat.stream_slots import StreamSlots
 
 PRODUCER = "chat"
 

@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 Delivery = InboxDelivery[ChatContext]
 
 
-def storable(text: str) -> str:
+def without_nul(text: str) -> str:
     """Postgres text cannot hold NUL; a model could still produce one."""
     return text.replace("\x00", "")
 
@@ -31,7 +31,7 @@ async def on_reply_completed(event: ReplyCompleted, delivery: Delivery) -> None:
     await prompts.complete_reply(
         delivery.uow,
         event.reply_id,
-        text=storable(event.text),
+        text=without_nul(event.text),
         finish_reason=event.finish_reason,
         prompt_tokens=event.usage.prompt_tokens,
         output_tokens=event.usage.output_tokens,
@@ -44,8 +44,8 @@ async def on_reply_failed(event: ReplyFailed, delivery: Delivery) -> None:
         event.reply_id,
         status=event.status,
         code=event.reason,
-        message=storable(event.message),
-        partial_text=storable(event.partial_text),
+        message=without_nul(event.message),
+        partial_text=without_nul(event.partial_text),
     )
 
 

@@ -119,7 +119,7 @@ async def test_the_per_user_limit_holds_across_chat_processes(api, client, user,
     "settings_overrides", [{"max_streams_per_user": 1, "stream_lease_seconds": 1}]
 )
 async def test_a_slot_left_by_a_crashed_process_expires(api, client, user, redis, chat_settings):
-    from chat.streaming import StreamSlots
+    from chat.stream_slots import StreamSlots
 
     url = await queued_reply(api, user)
     crashed = StreamSlots(redis, chat_settings)
@@ -152,7 +152,7 @@ async def test_an_open_stream_keeps_its_slot_past_the_lease_time(api, client, us
 async def test_a_stream_that_lost_its_slot_ends(api, client, user, redis, chat_settings):
     """Its lease expired (say Redis was away for longer than the lease) and the slot went
     to another stream meanwhile: it ends rather than go past the limit."""
-    from chat.streaming import StreamSlots
+    from chat.stream_slots import StreamSlots
 
     url = await queued_reply(api, user)
     async with client.stream("GET", url, headers=user.headers) as held:
@@ -205,7 +205,7 @@ async def silent_server():
 
 @pytest.mark.parametrize("redis_is", ["refusing connections", "hanging"])
 async def test_taking_a_slot_without_redis_fails_closed_quickly(chat_settings, redis_is):
-    from chat.streaming import StreamSlots
+    from chat.stream_slots import StreamSlots
 
     async with contextlib.AsyncExitStack() as stack:
         if redis_is == "hanging":
