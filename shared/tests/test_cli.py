@@ -16,7 +16,8 @@ import pytest
 from psycopg import sql
 
 from shared.cli import main
-from shared.consumer import StreamConsumer, inbox_processor
+from shared.consumer import StreamConsumer
+from shared.delivery import inbox_processor
 from shared.events import UserRegistered, encode
 from shared.events.envelope import to_json
 from shared.migrations import migrate

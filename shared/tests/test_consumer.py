@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.consumer import StreamConsumer, inbox_processor
+from shared.consumer import StreamConsumer
+from shared.delivery import inbox_processor
 from shared.events import UserRegistered, encode
 from shared.events.envelope import to_json
 from shared.testing.wait import eventually

@@ -10,9 +10,8 @@ intervals (a heartbeat), so a slow but live consumer does not lose them to anoth
 Groups are created with ``MKSTREAM`` at start and again whenever Redis answers NOGROUP,
 so a Redis that lost everything recovers without manual action.
 
-:func:`inbox_processor` is the processor for services with a database: the event id goes
-into the ``inbox`` table in the same transaction as the handler's effects, so a second
-delivery of the same event changes nothing.
+What is done with an entry is a :data:`Processor`; :mod:`shared.delivery` makes one from a
+service's handlers.
 """
 
 from __future__ import annotations
@@ -21,12 +20,11 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import cast
 
 import structlog
-from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -34,84 +32,17 @@ from redis.typing import StreamIdT
 
 from shared import metrics, tracing
 from shared.aio import sleep_unless
-from shared.db import UnitOfWork
+from shared.dlq import REPLAY_GROUP_FIELD, dead_letter, dlq_stream
 from shared.events.envelope import Envelope, Event, UnknownEventType, decode
 from shared.redis import StreamEntries
 
 log = structlog.get_logger(__name__)
 
 Processor = Callable[[Envelope, Event, str], Awaitable[None]]
-# Set on an entry replayed from the dead-letter stream (shared.dlq): only this group
-# handles it; every other group handled the original already and acks it unseen.
-REPLAY_GROUP_FIELD = "replay_group"
-
-C = TypeVar("C")
-
-
-@dataclass(frozen=True)
-class Delivery(Generic[C]):
-    """What a handler gets with its event: the consuming service's context and the
-    envelope (``correlation_id``: the request that caused the event)."""
-
-    ctx: C
-    envelope: Envelope
-
-
-@dataclass(frozen=True)
-class InboxDelivery(Delivery[C]):
-    """A delivery to a service with a database: ``uow`` is the transaction that also
-    records the event in the inbox, so the handler's effects and "handled" commit
-    together."""
-
-    uow: UnitOfWork
-
-
-# Every consuming service has a module-level ``HANDLERS`` mapping of these: one signature,
-# ``async def on_<event>(event, delivery)``, calling the service's use cases.
-Handler = Callable[[Any, Delivery[C]], Awaitable[None]]
-InboxHandler = Callable[[Any, InboxDelivery[C]], Awaitable[None]]
-
-
-def dlq_stream(stream: str) -> str:
-    """Where a consumer puts the entries of ``stream`` it gave up on."""
-    return f"{stream}.dlq"
 
 
 def consumer_name(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}"
-
-
-def inbox_processor(
-    pool: AsyncConnectionPool, handlers: Mapping[type[Event], InboxHandler[C]], ctx: C
-) -> Processor:
-    by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
-
-    async def process(envelope: Envelope, event: Event, stream: str) -> None:
-        async with UnitOfWork(pool) as uow:
-            cur = await uow.conn.execute(
-                "INSERT INTO inbox (event_id, type, stream) VALUES (%s, %s, %s)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                (envelope.id, envelope.type, stream),
-            )
-            if cur.rowcount == 0:
-                log.info(
-                    "consumer.duplicate_skipped", event_id=str(envelope.id), type=envelope.type
-                )
-                return
-            await by_type[envelope.type](event, InboxDelivery(ctx, envelope, uow))
-
-    return process
-
-
-def direct_processor(handlers: Mapping[type[Event], Handler[C]], ctx: C) -> Processor:
-    """The processor of a service without a database (the ai-worker): its handlers make
-    a second delivery of an event harmless themselves."""
-    by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
-
-    async def process(envelope: Envelope, event: Event, stream: str) -> None:
-        await by_type[envelope.type](event, Delivery(ctx, envelope))
-
-    return process
 
 
 @dataclass
@@ -164,27 +95,8 @@ class StreamConsumer:
     # -- one entry ---------------------------------------------------------------------
 
     async def _dead_letter(self, entry: _Entry, reason: str, deliveries: int) -> None:
-        # XADD before XACK: a crash in between leaves a duplicate, never a loss.
-        await self.redis.xadd(
-            dlq_stream(entry.stream),
-            {
-                **entry.fields,  # type: ignore[dict-item]  # redis-py: fields as an invariant dict
-                "original_id": entry.entry_id,
-                "group": self.group,
-                "reason": reason[:1000],
-                "deliveries": str(deliveries),
-            },
-            maxlen=10_000,
-            approximate=True,
-        )
-        await self.redis.xack(entry.stream, self.group, entry.entry_id)
-        metrics.DEAD_LETTERED.labels(entry.stream, self.group).inc()
-        log.error(
-            "consumer.dead_lettered",
-            stream=entry.stream,
-            entry_id=entry.entry_id,
-            reason=reason,
-            deliveries=deliveries,
+        await dead_letter(
+            self.redis, entry.stream, self.group, entry.entry_id, entry.fields, reason, deliveries
         )
 
     async def _after_failure(self, entry: _Entry, exc: Exception) -> None:

@@ -27,7 +27,7 @@ from typing import Any, cast
 import structlog
 from redis.asyncio import Redis
 
-from shared.consumer import REPLAY_GROUP_FIELD, dlq_stream
+from shared import metrics
 from shared.logging import mask_phone_numbers
 from shared.redis import Entries, Fields
 
@@ -35,6 +35,51 @@ log = structlog.get_logger(__name__)
 
 # What the consumer adds to the original fields when it dead-letters an entry.
 DLQ_FIELDS = frozenset({"original_id", "group", "reason", "deliveries"})
+# Set on an entry replayed from the dead-letter stream: only this group handles it; every
+# other group handled the original already and acks it unseen.
+REPLAY_GROUP_FIELD = "replay_group"
+DLQ_MAXLEN = 10_000
+
+
+def dlq_stream(stream: str) -> str:
+    """Where a consumer puts the entries of ``stream`` it gave up on."""
+    return f"{stream}.dlq"
+
+
+async def dead_letter(
+    redis: Redis,
+    stream: str,
+    group: str,
+    entry_id: str,
+    fields: Fields,
+    reason: str,
+    deliveries: int,
+) -> None:
+    """Move ``group``'s entry to the dead-letter stream: copied with why (DLQ_FIELDS),
+    then acked. XADD before XACK: a crash in between leaves a duplicate, never a loss."""
+    await redis.xadd(
+        dlq_stream(stream),
+        {
+            **fields,  # type: ignore[dict-item]  # redis-py: fields as an invariant dict
+            "original_id": entry_id,
+            "group": group,
+            "reason": reason[:1000],
+            "deliveries": str(deliveries),
+        },
+        maxlen=DLQ_MAXLEN,
+        approximate=True,
+    )
+    await redis.xack(stream, group, entry_id)
+    metrics.DEAD_LETTERED.labels(stream, group).inc()
+    log.error(
+        "consumer.dead_lettered",
+        stream=stream,
+        entry_id=entry_id,
+        reason=reason,
+        deliveries=deliveries,
+    )
+
+
 ENTRY_ID = re.compile(r"^\d+-\d+$")
 
 # KEYS: the original stream, the replay records; ARGV: the dead-letter id, then the

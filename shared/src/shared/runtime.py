@@ -16,8 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from shared.aio import Background
-from shared.consumer import InboxHandler, StreamConsumer, consumer_name, inbox_processor
+from shared.consumer import StreamConsumer, consumer_name
 from shared.db import open_pool
+from shared.delivery import InboxHandler, inbox_processor
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.redis import open_redis

@@ -8,7 +8,8 @@ import structlog
 from redis.asyncio import Redis
 
 from ai_worker.service import WorkerContext, answer_message
-from shared.consumer import Delivery, Handler, StreamConsumer, consumer_name, direct_processor
+from shared.consumer import StreamConsumer, consumer_name
+from shared.delivery import Delivery, Handler, direct_processor
 from shared.events import Event, MessageQueued
 from shared.outbox import stream_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from auth.service import AuthContext
-from shared.consumer import InboxDelivery, InboxHandler
+from shared.delivery import InboxDelivery, InboxHandler
 from shared.events import Event, SubscriptionChanged
 from shared.tiers import project_subscription_changed
 

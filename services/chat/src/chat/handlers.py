@@ -7,7 +7,7 @@ import structlog
 
 from chat import prompts, rooms
 from chat.context import ChatContext
-from shared.consumer import InboxDelivery, InboxHandler
+from shared.delivery import InboxDelivery, InboxHandler
 from shared.events import (
     ChatroomTitleSuggested,
     Event,
