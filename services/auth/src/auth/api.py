@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import service
+from auth import service, sessions
+from auth.context import AuthContext
 from auth.repository import User
 from auth.schemas import (
     ChangePasswordIn,
@@ -30,7 +31,6 @@ from auth.schemas import (
     UserOut,
     VerifyOtpIn,
 )
-from auth.service import AuthContext
 from shared.db import UnitOfWork, Uow
 from shared.errors import NotFound
 from shared.schemas import error_responses
@@ -200,12 +200,12 @@ async def change_password(
 
 @router.post("/auth/logout", response_model=MessageOut, responses=error_responses(401))
 async def logout(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> MessageOut:
-    await service.logout(uow, ctx, user_id)
+    await sessions.logout(uow, ctx, user_id)
     return MessageOut(message="Logged out. Every session of this account has been signed out.")
 
 
 async def _me(user_id: CurrentUserId, uow: Uow) -> MeOut:
-    user, subscription = await service.get_user_with_subscription(uow, user_id)
+    user, subscription = await sessions.get_user_with_subscription(uow, user_id)
     return MeOut(data=UserData(user=_user_out(user, subscription)))
 
 
@@ -234,5 +234,5 @@ internal = APIRouter(prefix="/internal", include_in_schema=False)
 
 @internal.get("/users/{user_id}/token-state", response_model=TokenStateOut)
 async def token_state(user_id: str, uow: Uow) -> TokenStateOut:
-    valid_after = await service.tokens_valid_after(uow, _path_user_id(user_id))
+    valid_after = await sessions.tokens_valid_after(uow, _path_user_id(user_id))
     return TokenStateOut(data=TokenStateData(valid_after=valid_after))

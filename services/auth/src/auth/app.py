@@ -7,10 +7,11 @@ import httpx
 from fastapi import FastAPI
 
 from auth.api import internal, router
+from auth.context import AuthContext
 from auth.delivery import OtpSender
 from auth.handlers import HANDLERS
 from auth.passwords import Hashing
-from auth.service import AuthContext, token_lookup
+from auth.sessions import token_lookup
 from auth.settings import Settings
 from auth.throttle import Throttle
 from shared.http import create_app as create_service_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from auth.service import AuthContext
+from auth.context import AuthContext
 from shared.delivery import InboxDelivery, InboxHandler
 from shared.events import Event, SubscriptionChanged
 from shared.tiers import project_subscription_changed

@@ -1,4 +1,5 @@
-"""Auth use cases. Each takes a unit of work and owns its transaction."""
+"""Auth use cases: sign-up, one-time codes, logins and passwords (sessions.py: tokens and
+revocation). Each takes a unit of work and owns its transaction."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from asgi_correlation_id.context import correlation_id
-from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from auth import metrics, otp, repository
-from auth.delivery import OtpSender
-from auth.passwords import Hashing
+from auth.context import AuthContext
 from auth.phone import InvalidPhoneNumber, mask, normalise
 from auth.repository import Challenge, User
+from auth.sessions import issue_token, revoke_tokens, to_datetime
 from auth.settings import Settings
-from auth.throttle import Throttle
 from shared import outbox
 from shared.db import UnitOfWork
 from shared.errors import (
@@ -26,31 +23,17 @@ from shared.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
 from shared.events import UserRegistered
-from shared.revocation import Lookup, UserGone
-from shared.tiers import SubscriptionState, subscription_state
-from shared.tokens import AccessToken, issue_access_token, now_ms, token_state_key
+from shared.tokens import AccessToken, now_ms
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "auth"
 LOGIN = "login"
 RESET = "reset"
-
-
-@dataclass
-class AuthContext:
-    """What the use cases need besides the unit of work; built once per process."""
-
-    settings: Settings
-    redis: Redis
-    throttle: Throttle
-    sender: OtpSender
-    hashing: Hashing
 
 
 @dataclass(frozen=True)
@@ -60,47 +43,11 @@ class IssuedCode:
     returned_to_client: bool
 
 
-def _to_datetime(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
 def mobile_number(raw: str, settings: Settings, field: str = "mobileNumber") -> str:
     try:
         return normalise(raw, settings.default_phone_region)
     except InvalidPhoneNumber as exc:
         raise ValidationFailed.on(field, str(exc)) from exc
-
-
-def _issue_token(ctx: AuthContext, user: User, now: float) -> AccessToken:
-    return issue_access_token(
-        ctx.settings.jwt_secret,
-        str(user.id),
-        ttl_seconds=ctx.settings.jwt_expires_in_seconds,
-        mobile_number=user.mobile_number,
-        now=now,
-    )
-
-
-async def _revoke_tokens(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID, at: float) -> None:
-    """Tokens issued before ``at`` stop working.
-
-    The gateway caches each user's "valid after" time in Redis. The cached value is
-    deleted before the new time is written (so no stale value survives this transaction)
-    and set again once it committed; the gateway only fills a missing key (SET NX), so
-    it cannot overwrite the newer value.
-    """
-    key = token_state_key(str(user_id))
-    try:
-        await ctx.redis.delete(key)
-    except RedisError as exc:
-        log.error("auth.token_state_unavailable", error=repr(exc))
-        raise ServiceUnavailable() from exc
-    await repository.set_tokens_valid_after(uow.conn, user_id, _to_datetime(at))
-
-    async def publish() -> None:
-        await ctx.redis.set(key, f"{at:.3f}", ex=ctx.settings.jwt_expires_in_seconds)
-
-    uow.after_commit(publish)
 
 
 async def signup(
@@ -251,7 +198,7 @@ async def verify_code(
     assert user is not None
     await attempt.forgive()
     log.info("auth.logged_in", user_id=str(user.id), method="otp")
-    return _issue_token(ctx, user, now_ms())
+    return issue_token(ctx, user, now_ms())
 
 
 def _log_proof(user: User, confirmed: str | None) -> None:
@@ -286,7 +233,7 @@ async def login(
     assert user is not None
     await attempt.forgive()
     log.info("auth.logged_in", user_id=str(user.id), method="password")
-    return _issue_token(ctx, user, now_ms())
+    return issue_token(ctx, user, now_ms())
 
 
 async def reset_password(
@@ -308,8 +255,8 @@ async def reset_password(
             password_hash = await ctx.hashing.hash(new_password)
             await repository.consume_challenge(uow.conn, result.id)
             at = now_ms()
-            await repository.set_password(uow.conn, user.id, password_hash, _to_datetime(at))
-            await _revoke_tokens(uow, ctx, user.id, at)
+            await repository.set_password(uow.conn, user.id, password_hash, to_datetime(at))
+            await revoke_tokens(uow, ctx, user.id, at)
     if isinstance(result, AppError):
         raise result
     assert user is not None
@@ -359,56 +306,10 @@ async def change_password(
         if failure is None:
             password_hash = await ctx.hashing.hash(new_password)
             at = now_ms()
-            await repository.set_password(uow.conn, user.id, password_hash, _to_datetime(at))
-            await _revoke_tokens(uow, ctx, user.id, at)
+            await repository.set_password(uow.conn, user.id, password_hash, to_datetime(at))
+            await revoke_tokens(uow, ctx, user.id, at)
     if failure is not None:
         raise failure
     await attempt.forgive()
     log.info("auth.password_changed", user_id=str(user.id))
-    return _issue_token(ctx, user, at)
-
-
-async def logout(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID) -> None:
-    """Revokes every token issued so far for the user (sign out everywhere)."""
-    async with uow:
-        user = await repository.lock_user(uow.conn, user_id)
-        if user is None:
-            raise NotFound("User not found.", code="user_not_found")
-        await _revoke_tokens(uow, ctx, user.id, now_ms())
-    log.info("auth.logged_out", user_id=str(user_id))
-
-
-async def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    async with uow:
-        user = await repository.get_user(uow.conn, user_id)
-    if user is None:
-        raise NotFound("User not found.", code="user_not_found")
-    return user
-
-
-async def get_user_with_subscription(
-    uow: UnitOfWork, user_id: uuid.UUID
-) -> tuple[User, SubscriptionState | None]:
-    async with uow:
-        user = await repository.get_user(uow.conn, user_id)
-        subscription = await subscription_state(uow.conn, user_id)
-    if user is None:
-        raise NotFound("User not found.", code="user_not_found")
-    return user, subscription
-
-
-async def tokens_valid_after(uow: UnitOfWork, user_id: uuid.UUID) -> float | None:
-    user = await get_user(uow, user_id)
-    return user.tokens_valid_after.timestamp() if user.tokens_valid_after else None
-
-
-def token_lookup(pool: AsyncConnectionPool) -> Lookup:
-    """Auth answers revocation look-ups from its own database (it owns the truth)."""
-
-    async def lookup(user_id: str) -> float | None:
-        try:
-            return await tokens_valid_after(UnitOfWork(pool), uuid.UUID(user_id))
-        except (ValueError, NotFound):
-            raise UserGone(user_id) from None
-
-    return lookup
+    return issue_token(ctx, user, at)

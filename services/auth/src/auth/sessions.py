@@ -1,0 +1,105 @@
+"""A user's sessions: issuing tokens, revoking them (logout, and every password change),
+and the revocation time the other services ask for. Each use case takes a unit of work
+and owns its transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from redis.exceptions import RedisError
+
+from auth import repository
+from auth.context import AuthContext
+from auth.repository import User
+from shared.db import UnitOfWork
+from shared.errors import NotFound, ServiceUnavailable
+from shared.revocation import Lookup, UserGone
+from shared.tiers import SubscriptionState, subscription_state
+from shared.tokens import AccessToken, issue_access_token, now_ms, token_state_key
+
+log = structlog.get_logger(__name__)
+
+
+def to_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def issue_token(ctx: AuthContext, user: User, now: float) -> AccessToken:
+    return issue_access_token(
+        ctx.settings.jwt_secret,
+        str(user.id),
+        ttl_seconds=ctx.settings.jwt_expires_in_seconds,
+        mobile_number=user.mobile_number,
+        now=now,
+    )
+
+
+async def revoke_tokens(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID, at: float) -> None:
+    """Tokens issued before ``at`` stop working.
+
+    The gateway caches each user's "valid after" time in Redis. The cached value is
+    deleted before the new time is written (so no stale value survives this transaction)
+    and set again once it committed; the gateway only fills a missing key (SET NX), so
+    it cannot overwrite the newer value.
+    """
+    key = token_state_key(str(user_id))
+    try:
+        await ctx.redis.delete(key)
+    except RedisError as exc:
+        log.error("auth.token_state_unavailable", error=repr(exc))
+        raise ServiceUnavailable() from exc
+    await repository.set_tokens_valid_after(uow.conn, user_id, to_datetime(at))
+
+    async def publish() -> None:
+        await ctx.redis.set(key, f"{at:.3f}", ex=ctx.settings.jwt_expires_in_seconds)
+
+    uow.after_commit(publish)
+
+
+async def logout(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID) -> None:
+    """Revokes every token issued so far for the user (sign out everywhere)."""
+    async with uow:
+        user = await repository.lock_user(uow.conn, user_id)
+        if user is None:
+            raise NotFound("User not found.", code="user_not_found")
+        await revoke_tokens(uow, ctx, user.id, now_ms())
+    log.info("auth.logged_out", user_id=str(user_id))
+
+
+async def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    async with uow:
+        user = await repository.get_user(uow.conn, user_id)
+    if user is None:
+        raise NotFound("User not found.", code="user_not_found")
+    return user
+
+
+async def get_user_with_subscription(
+    uow: UnitOfWork, user_id: uuid.UUID
+) -> tuple[User, SubscriptionState | None]:
+    async with uow:
+        user = await repository.get_user(uow.conn, user_id)
+        subscription = await subscription_state(uow.conn, user_id)
+    if user is None:
+        raise NotFound("User not found.", code="user_not_found")
+    return user, subscription
+
+
+async def tokens_valid_after(uow: UnitOfWork, user_id: uuid.UUID) -> float | None:
+    user = await get_user(uow, user_id)
+    return user.tokens_valid_after.timestamp() if user.tokens_valid_after else None
+
+
+def token_lookup(pool: AsyncConnectionPool) -> Lookup:
+    """Auth answers revocation look-ups from its own database (it owns the truth)."""
+
+    async def lookup(user_id: str) -> float | None:
+        try:
+            return await tokens_valid_after(UnitOfWork(pool), uuid.UUID(user_id))
+        except (ValueError, NotFound):
+            raise UserGone(user_id) from None
+
+    return lookup
