@@ -44,14 +44,20 @@ from shared.security import CurrentUserId, from_app_state
 Ctx = Annotated[ChatContext, Depends(from_app_state("chat"))]
 
 
+# What a malformed id in the path is: the 404 of the thing it names (message, code).
+_NOT_FOUND = {
+    "Chatroom": ("Chatroom not found or you do not have access to it.", "chatroom_not_found"),
+    "Message": ("Message not found or you do not have access to it.", "message_not_found"),
+    "Reply": ("Reply not found or you do not have access to it.", "reply_not_found"),
+}
+
+
 def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise NotFound(
-            f"{what} not found or you do not have access to it.",
-            code=f"{what.lower()}_not_found",
-        ) from None
+        message, code = _NOT_FOUND[what]
+        raise NotFound(message, code=code) from None
 
 
 def room_out(room: Chatroom) -> ChatroomOut:
