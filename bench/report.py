@@ -7,6 +7,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -141,6 +142,13 @@ def _rss_peak(*peaks: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def met(key: str, run: Any) -> bool:
+    """Whether a wrk row meets its target (TARGETS): the rate, the p99, no errors."""
+    min_rate, max_p99 = TARGETS[key]
+    ok = run.rate >= min_rate and not run.errors
+    return ok and (max_p99 is None or run.latency_ms.get("p99", float("inf")) <= max_p99)
+
+
 def summary(r: dict) -> str:
     """The issue's table: every path, the reference, this run, the target, whether it is met
     and the command that measures it."""
@@ -163,8 +171,7 @@ def summary(r: dict) -> str:
         p = run.latency_ms
         min_rate, max_p99 = TARGETS[key]
         target = f"≥ {min_rate:,} req/s" + (f", p99 ≤ {max_p99:g} ms" if max_p99 else "")
-        ok = run.rate >= min_rate and not run.errors
-        ok = ok and (max_p99 is None or p.get("p99", float("inf")) <= max_p99)
+        ok = met(key, run)
         figure = f"**{run.rate:,.0f} req/s**, " + (
             f"p50 {p.get('p50', 0):.1f} ms, " if show_p50 else ""
         )
@@ -392,7 +399,7 @@ def _single_process(r: dict) -> list[dict]:
 
 
 def gaps(r: dict) -> str:
-    """Why each unmet target is unmet, from this run's own figures."""
+    """Why each target is met or not, from this run's own figures."""
     http = _http(r)
     cores = os.cpu_count() or 1
     hz_g, hz_c = (_per_request_ms(http[k]) for k in ("healthz_gateway", "healthz_chat"))
@@ -403,21 +410,33 @@ def gaps(r: dict) -> str:
     per = _per_request_ms(g)
     target, max_p99 = TARGETS["list_gateway"]
     need = 1000 * cores / target
-    out.append(
-        f"- **Cached read through the gateway** ({g['run'].rate:,.0f} req/s, p99"
-        f" {g['run'].latency_ms.get('p99', 0):.0f} ms; target {target:,} and {max_p99:g} ms)."
-        f" Each request costs {sum(per.values()):.2f} ms of CPU in all ({_ms_list(per)}), so the"
-        f" {cores} cores are full at ~{_ceiling(per):,.0f} req/s; {target:,} needs ≤ {need:.2f} ms"
-        f" in all. A bare `/healthz` alone costs the gateway {floor_g:.2f} ms and chat"
-        f" {floor_c:.2f} ms here (uvicorn, FastAPI, our two middlewares, the access log"
-        f" line): two Python hops spend {floor_g + floor_c:.2f} ms before any work, and the"
-        f" work (the JWT check from its cache, the gateway's signed word, one aiohttp"
-        f" forward, one Redis round trip) is spread thinly across the profile above, with"
-        f" no function over ~10% of either process. The p99 that was 64-85 ms was the"
-        f" garbage collector walking ~100,000 start-up objects (fixed: gc.freeze,"
-        f" docs/bench-choices.md §4); what is left is two cores shared by five processes"
-        f" and wrk."
-    )
+    if met("list_gateway", g["run"]):
+        out.append(
+            f"- **Cached read through the gateway: met** ({g['run'].rate:,.0f} req/s, p99"
+            f" {g['run'].latency_ms.get('p99', 0):.0f} ms; target {target:,} and"
+            f" {max_p99:g} ms). Each request costs {sum(per.values()):.2f} ms of CPU in all"
+            f" ({_ms_list(per)}): the {cores} cores fill at ~{_ceiling(per):,.0f} req/s, and"
+            f" {target:,} needs ≤ {need:.2f} ms. A bare `/healthz` costs the gateway"
+            f" {floor_g:.2f} ms and chat {floor_c:.2f} ms of it; the machine's speed decides"
+            f" the margin (on a slow hour of this machine the same code did about a third of this)."
+        )
+    else:
+        out.append(
+            f"- **Cached read through the gateway** ({g['run'].rate:,.0f} req/s, p99"
+            f" {g['run'].latency_ms.get('p99', 0):.0f} ms; target {target:,} and"
+            f" {max_p99:g} ms). Each request costs {sum(per.values()):.2f} ms of CPU in all"
+            f" ({_ms_list(per)}), so the {cores} cores are full at"
+            f" ~{_ceiling(per):,.0f} req/s; {target:,} needs ≤ {need:.2f} ms in all."
+            f" A bare `/healthz` alone costs the gateway {floor_g:.2f} ms and chat"
+            f" {floor_c:.2f} ms here (uvicorn, FastAPI, our two middlewares, the access log"
+            f" line): two Python hops spend {floor_g + floor_c:.2f} ms before any work, and the"
+            f" work (the JWT check from its cache, the gateway's signed word, one aiohttp"
+            f" forward, one Redis round trip) is spread thinly across the profile above, with"
+            f" no function over ~10% of either process. The p99 that was 64-85 ms was the"
+            f" garbage collector walking ~100,000 start-up objects (fixed: gc.freeze,"
+            f" docs/bench-choices.md §4); what is left is two cores shared by five processes"
+            f" and wrk."
+        )
     c = http["list_chat"]
     per = _per_request_ms(c)
     out.append(
@@ -572,7 +591,7 @@ repository).
 
 {summary(r)}
 
-## Why the unmet targets are unmet
+## Why each target is met or not
 
 {gaps(r)}
 
