@@ -16,9 +16,7 @@ import redis
 from psycopg import sql
 
 from dev.infra import ensure_infra
-from dev.stack import LOCAL_CLIENT_LIMITS, REPO_ROOT, Stack, free_port
-
-KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+from dev.stack import REPO_ROOT, Stack, driven_stack_env
 
 
 @contextlib.contextmanager
@@ -33,22 +31,12 @@ def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stac
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     database_url = infra.database_url.rsplit("/", 1)[0] + f"/{dbname}"
     redis_url = urlsplit(infra.redis_url)._replace(path="/13").geturl()
-    env = {k: v for k, v in os.environ.items() if k in KEEP}
-    env.update(
-        APP_ENV="test",
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        JWT_SECRET=secrets.token_urlsafe(48),
-        PORT=str(free_port()),
-        AUTH_URL=f"http://127.0.0.1:{free_port()}",
-        CHAT_URL=f"http://127.0.0.1:{free_port()}",
-        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
-        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
-        OTP_DELIVERY="response",
+    env = driven_stack_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=secrets.token_urlsafe(48),
+        **{"LOG_LEVEL": "WARNING", **extra_env},
     )
-    env.update(LOCAL_CLIENT_LIMITS)
-    env.update(extra_env)
     redis.Redis.from_url(redis_url).flushdb()
     try:
         with (

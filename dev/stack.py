@@ -39,6 +39,7 @@ __all__ = [
     "ServiceSpec",
     "Stack",
     "StackError",
+    "driven_stack_env",
     "free_port",
 ]
 
@@ -304,3 +305,38 @@ LOCAL_CLIENT_LIMITS = {
     "LOGIN_FAILURES_PER_IP_PER_HOUR": "1000000",
     "SIGNUPS_PER_IP_PER_HOUR": "1000000",
 }
+
+# What a child process may take from the environment of the test or benchmark that starts
+# it; everything else it is given explicitly.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def driven_stack_env(
+    *, database_url: str, redis_url: str, jwt_secret: str, **overrides: str
+) -> dict[str, str]:
+    """The environment of a stack that tests or a benchmark drive (tests/e2e, the
+    reliability suite, bench): test mode, every service and simulator on a free port, the
+    web client's URL on the gateway, codes in responses, LOCAL_CLIENT_LIMITS; then
+    ``overrides`` (each suite's deadlines and simulator speed)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k in INHERITED}
+    env.update(
+        APP_ENV="test",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        JWT_SECRET=jwt_secret,
+        PORT=str(port),
+        AUTH_URL=f"http://127.0.0.1:{free_port()}",
+        CHAT_URL=f"http://127.0.0.1:{free_port()}",
+        BILLING_URL=f"http://127.0.0.1:{free_port()}",
+        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        # The web client is served by the gateway: Checkout returns to it.
+        CLIENT_URL=f"http://127.0.0.1:{port}",
+        OTP_DELIVERY="response",
+        LOG_LEVEL="INFO",
+    )
+    env.update(LOCAL_CLIENT_LIMITS)
+    env.update(overrides)
+    return env

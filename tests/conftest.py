@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dev.stack import LOCAL_CLIENT_LIMITS, START_TIMEOUT, Stack, free_port
+from dev.stack import START_TIMEOUT, Stack, driven_stack_env
 from shared.testing.otlp import Receiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -35,24 +35,11 @@ def stack(
     # same consumer group names, and must not share them with these processes.
     # E2E_REDIS_DB lets two test sessions share one Redis server without sharing streams.
     e2e_redis_url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("E2E_REDIS_DB", "14")
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    port = free_port()
-    env.update(
-        APP_ENV="test",
-        DATABASE_URL=database_url,
-        REDIS_URL=e2e_redis_url,
-        JWT_SECRET=jwt_secret,
-        PORT=str(port),
-        AUTH_URL=f"http://127.0.0.1:{free_port()}",
-        CHAT_URL=f"http://127.0.0.1:{free_port()}",
-        BILLING_URL=f"http://127.0.0.1:{free_port()}",
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+    env = driven_stack_env(
+        database_url=database_url,
+        redis_url=e2e_redis_url,
+        jwt_secret=jwt_secret,
         STRIPE_WEBHOOK_SECRET="whsec_e2e_Vb7Qm2Xs9Kd4Lp8Rz3Nw6Ty1Hc5Jf0Ga",
-        # The web client is served by the gateway: Checkout returns to it.
-        CLIENT_URL=f"http://127.0.0.1:{port}",
-        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
-        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_SIM_TOKEN_DELAY_MS="20",
         BASIC_TIER_DAILY_PROMPT_LIMIT=str(BASIC_LIMIT),
         # Short deadlines, so crash recovery and dead letters are observable within a test.
@@ -61,14 +48,11 @@ def stack(
         RECONCILE_INTERVAL_SECONDS="1",
         RECONCILE_AFTER_SECONDS="60",
         RETRY_BUDGET_SECONDS="20",
-        OTP_DELIVERY="response",
-        LOG_LEVEL="INFO",
         # Tracing on, as in production with a collector: every e2e test runs through it,
         # and tests/e2e/test_tracing.py reads the spans. Exported every 200 ms.
         OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
     )
-    env.update(LOCAL_CLIENT_LIMITS)
     # Two sessions sharing a machine (E2E_REDIS_DB) keep their logs apart too.
     log_dir = ARTIFACTS / (
         "e2e-logs" + (f"-db{os.environ['E2E_REDIS_DB']}" if "E2E_REDIS_DB" in os.environ else "")

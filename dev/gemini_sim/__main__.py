@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from collections.abc import Sequence
 
-import uvicorn
+from starlette.types import ASGIApp
 
 import dev.gemini_sim
+from dev import simrun
 from dev.gemini_sim.app import SimConfig, create_app
-
-log = logging.getLogger("dev.gemini_sim")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = SimConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m dev.gemini_sim",
-        epilog=dev.gemini_sim.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8765")))
+    parser = simrun.parser("python -m dev.gemini_sim", dev.gemini_sim.__doc__, 8765)
     parser.add_argument(
         "--token-delay-ms",
         type=float,
@@ -43,7 +34,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=defaults.hang_seconds,
         help="how long [sim:hang] and [sim:hang-mid] send nothing",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser.parse_args(argv)
 
 
@@ -57,30 +47,16 @@ def config_from(args: argparse.Namespace) -> SimConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+
+    def build() -> tuple[ASGIApp, str]:
         config = config_from(args)
-    except ValueError as exc:
-        sys.exit(f"gemini_sim: {exc}")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s gemini-sim %(message)s",
-    )
-    log.info(
-        "Gemini SIMULATOR (not a real model) on http://%s:%d: %d-token replies, %g ms/token",
-        args.host,
-        args.port,
-        config.reply_tokens,
-        config.token_delay_ms,
-    )
-    uvicorn.run(
-        create_app(config),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,  # the app logs one line per generation request itself
-        timeout_graceful_shutdown=2,  # do not wait for [sim:hang] requests on Ctrl-C
-    )
+        banner = (
+            f"Gemini SIMULATOR (not a real model) on http://{args.host}:{args.port}:"
+            f" {config.reply_tokens}-token replies, {config.token_delay_ms:g} ms/token"
+        )
+        return create_app(config), banner
+
+    simrun.serve("gemini-sim", args, build)
 
 
 if __name__ == "__main__":

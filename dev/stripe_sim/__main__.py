@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from collections.abc import Sequence
 
-import uvicorn
+from starlette.types import ASGIApp
 
 import dev.stripe_sim
+from dev import simrun
 from dev.stripe_sim.app import DEFAULT_PORT, DEFAULT_SECRET, SimConfig, create_app
 from dev.stripe_sim.store import PriceSpec
-
-log = logging.getLogger("dev.stripe_sim")
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -27,13 +24,7 @@ def _delays(text: str) -> tuple[float, ...]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = SimConfig()
     env = os.environ.get
-    parser = argparse.ArgumentParser(
-        prog="python -m dev.stripe_sim",
-        epilog=dev.stripe_sim.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(env("PORT") or DEFAULT_PORT))
+    parser = simrun.parser("python -m dev.stripe_sim", dev.stripe_sim.__doc__, DEFAULT_PORT)
     parser.add_argument(
         "--webhook-url",
         default=env("STRIPE_SIM_WEBHOOK_URL") or None,
@@ -74,7 +65,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="how long Pay waits for its webhooks before redirecting (0: not at all)",
     )
     parser.add_argument("--period-days", type=int, default=defaults.period_days)
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser.parse_args(argv)
 
 
@@ -95,30 +85,17 @@ def config_from(args: argparse.Namespace) -> SimConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+
+    def build() -> tuple[ASGIApp, str]:
         config = config_from(args)
-    except ValueError as exc:
-        sys.exit(f"stripe_sim: {exc}")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s stripe-sim %(message)s",
-    )
-    log.info(
-        "Stripe SIMULATOR (no real payments) on http://%s:%d; prices %s; webhooks to %s",
-        args.host,
-        args.port,
-        ", ".join(p.id for p in config.prices),
-        config.webhook_url or "nowhere (recorded only)",
-    )
-    uvicorn.run(
-        create_app(config),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,  # the app logs one line per API request itself
-        timeout_graceful_shutdown=2,
-    )
+        banner = (
+            f"Stripe SIMULATOR (no real payments) on http://{args.host}:{args.port};"
+            f" prices {', '.join(p.id for p in config.prices)};"
+            f" webhooks to {config.webhook_url or 'nowhere (recorded only)'}"
+        )
+        return create_app(config), banner
+
+    simrun.serve("stripe-sim", args, build)
 
 
 if __name__ == "__main__":

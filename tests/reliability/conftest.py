@@ -9,7 +9,6 @@ prompt traffic runs in worker threads of its own (see ``traffic.py``).
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import time
@@ -22,7 +21,7 @@ import pytest
 
 from dev import infra as dev_infra
 from dev.proc import free_port, stop_all
-from dev.stack import LOCAL_CLIENT_LIMITS, START_TIMEOUT, Stack
+from dev.stack import START_TIMEOUT, Stack, driven_stack_env
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOG_DIR = ARTIFACTS / "reliability-logs"
@@ -91,26 +90,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     for old in LOG_DIR.glob("*.log"):
         old.unlink()
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
-    }
-    env.update(
-        APP_ENV="test",
-        DATABASE_URL=infra.database_url,
-        REDIS_URL=infra.redis_url,
-        JWT_SECRET=JWT_SECRET,
-        PORT=str(port),
-        AUTH_URL=f"http://127.0.0.1:{free_port()}",
-        CHAT_URL=f"http://127.0.0.1:{free_port()}",
-        BILLING_URL=f"http://127.0.0.1:{free_port()}",
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+    env = driven_stack_env(
+        database_url=infra.database_url,
+        redis_url=infra.redis_url,
+        jwt_secret=JWT_SECRET,
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        CLIENT_URL=f"http://127.0.0.1:{port}",
-        AI_WORKER_URL=f"http://127.0.0.1:{free_port()}",
-        GEMINI_BASE_URL=f"http://127.0.0.1:{free_port()}",
         GEMINI_SIM_TOKEN_DELAY_MS="15",
         BASIC_TIER_DAILY_PROMPT_LIMIT=str(BASIC_LIMIT),
         CLAIM_IDLE_SECONDS="5",
@@ -118,10 +102,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         RECONCILE_AFTER_SECONDS="30",
         GEMINI_CHUNK_TIMEOUT_SECONDS="2",
         RETRY_BUDGET_SECONDS="8",
-        OTP_DELIVERY="response",
-        LOG_LEVEL="INFO",
     )
-    env.update(LOCAL_CLIENT_LIMITS)
     stack = Stack(env, log_dir=LOG_DIR, cwd=tmp_path_factory.mktemp("reliability-stack"))
     try:
         stack.migrate()
