@@ -26,8 +26,13 @@ class Background:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        self._tasks.append(asyncio.create_task(self._supervise(name, loop), name=name))
+    def start(
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]
+    ) -> asyncio.Task[None]:
+        """Run ``loop(stop)`` until ``stop`` is set; the task that supervises it."""
+        task = asyncio.create_task(self._supervise(name, loop), name=name)
+        self._tasks.append(task)
+        return task
 
     async def _supervise(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         while not self.stop.is_set():

@@ -13,6 +13,7 @@ from ai_worker.handlers import CHAT_STREAM, build_consumer
 from ai_worker.service import RESULT_STREAM, WorkerContext
 from ai_worker.settings import Settings
 from ai_worker.stops import StopWatcher
+from shared.aio import Background
 from shared.errors import error_response
 from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
@@ -31,8 +32,9 @@ def create_app(
     reading and lets in-flight replies finish for up to SHUTDOWN_GRACE_SECONDS.
 
     ``/livez`` (the liveness probe) answers 503 once the consumer loop has ended while the
-    worker is not stopping: the loop survives Redis outages, so its end is a crash that
-    only a restart mends. ``/healthz`` says the process answers, nothing more."""
+    worker is not stopping. The loop survives Redis outages and is started again when it
+    crashes (``shared.aio.Background``), so its end means the process is beyond that: only
+    a restart mends it. ``/healthz`` says the process answers, nothing more."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,14 +50,16 @@ def create_app(
             stops=stops,
         )
         consumer = build_consumer(redis, ctx, streams=streams)
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(stops.run(stop))
-        task = asyncio.create_task(
-            consumer.run(stop, shutdown_timeout=settings.shutdown_grace_seconds)
-        )
-        task.add_done_callback(_report_exit)
+        # Like every service's loops: a loop that crashes is logged and started again.
+        background = Background()
+        background.start("stop-watcher", stops.run)
+
+        async def consume(stop: asyncio.Event) -> None:
+            await consumer.run(stop, shutdown_timeout=settings.shutdown_grace_seconds)
+
+        task = background.start("consumer", consume)
         app.state.redis, app.state.consumer, app.state.consumer_task = redis, consumer, task
-        app.state.stop = stop
+        app.state.stop = background.stop
         log.info(
             "worker.started",
             model=settings.gemini_model,
@@ -65,8 +69,8 @@ def create_app(
         try:
             yield
         finally:
-            stop.set()
-            await asyncio.gather(task, watcher, return_exceptions=True)
+            # In-flight replies get SHUTDOWN_GRACE_SECONDS (consumer.run); then the loops end.
+            await background.shutdown(grace=settings.shutdown_grace_seconds + 5)
             await client.aio.aclose()
             await session.close()
             await redis.aclose()
@@ -101,8 +105,3 @@ def create_app(
         return JSONResponse({"status": "success", "message": "Alive."})
 
     return app
-
-
-def _report_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("worker.consumer_crashed", error=repr(task.exception()))

@@ -9,6 +9,7 @@ import pytest
 
 from ai_worker.app import create_app
 from ai_worker.handlers import GROUP, build_consumer
+from shared.consumer import StreamConsumer
 from shared.events import ReplyCompleted
 from shared.events.envelope import decode, to_json
 from shared.testing.asgi import app_client
@@ -154,6 +155,29 @@ async def test_livez_is_503_once_the_consumer_loop_has_died(
     assert dead.status_code == 503
     assert dead.json()["code"] == "consumer_stopped"
     assert health.status_code == 200  # /healthz only says the process answers
+
+
+async def test_a_crashed_consumer_loop_is_started_again(
+    make_settings, sim, chat_stream, result_stream, monkeypatch
+):
+    calls = 0
+    original = StreamConsumer.run
+
+    async def crashing_once(self, stop, shutdown_timeout=30.0):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the loop crashed")
+        await original(self, stop, shutdown_timeout)
+
+    monkeypatch.setattr(StreamConsumer, "run", crashing_once)
+    app = create_app(make_settings(), streams=[chat_stream], result_stream=result_stream)
+
+    async with app_client(app) as client:
+        await eventually(lambda: calls >= 2, what="the loop to start again")
+        live = await client.get("/livez")
+
+    assert live.status_code == 200, live.text
 
 
 async def test_livez_stays_200_while_the_worker_is_stopping(
