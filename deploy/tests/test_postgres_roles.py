@@ -4,6 +4,7 @@ can neither read another service's schema nor create anything in `public`."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import secrets
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ import pytest
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from deploy.tests.k8s import K8S, REPO, WITH_DATABASE
-from shared.migrations import MESSAGING, migrate
+from deploy.tests.k8s import K8S, WITH_DATABASE
+from shared.migrations import migrate
 
 SCRIPT = K8S / "infra" / "postgres" / "service-role.sql"
 
@@ -71,7 +72,8 @@ def test_each_service_role_migrates_its_own_schema_and_nothing_else(
     url, names = roles
     for service, role in names.items():
         login = with_login(url, user=role, password=role)
-        folders = [MESSAGING, REPO / "services" / service / "migrations"]
+        # Exactly what the service's `migrate` command applies.
+        folders = importlib.import_module(f"{service.replace('-', '_')}.__main__").MIGRATIONS
         assert migrate(login, role, folders), f"{service}: nothing applied"
         assert migrate(login, role, folders) == []  # a second start finds it up to date
 

@@ -9,7 +9,7 @@ import pytest
 
 from auth.app import create_app
 from auth.settings import Settings
-from shared.migrations import MESSAGING, migrate
+from shared.migrations import MESSAGING, TIER_PROJECTION, migrate
 from shared.testing.asgi import app_client
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 @pytest.fixture(scope="session")
 def auth_database_url(database_url: str) -> str:
-    migrate(database_url, "auth", [MESSAGING, MIGRATIONS])
+    migrate(database_url, "auth", [MESSAGING, TIER_PROJECTION, MIGRATIONS])
     return database_url
 
 

@@ -12,7 +12,7 @@ from chat.app import create_app
 from chat.settings import Settings
 from shared.events import Event, decode, encode
 from shared.events.envelope import to_json
-from shared.migrations import MESSAGING, migrate
+from shared.migrations import MESSAGING, TIER_PROJECTION, migrate
 from shared.testing.asgi import served
 from shared.testing.fixtures import mark_user_unrevoked
 from shared.testing.wait import handled
@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 @pytest.fixture(scope="session")
 def chat_database_url(database_url: str) -> str:
-    migrate(database_url, "chat", [MESSAGING, MIGRATIONS])
+    migrate(database_url, "chat", [MESSAGING, TIER_PROJECTION, MIGRATIONS])
     return database_url
 
 

@@ -30,6 +30,9 @@ FILENAME = re.compile(r"^\d{8}_\d{4}_[a-z0-9_]+\.sql$")
 
 # The outbox and inbox tables (shared/sql/), for services that produce or consume events.
 MESSAGING = Path(__file__).resolve().parent / "sql"
+# The tier projection (shared/sql/tiers/, its SQL in shared/tiers.py), for services that
+# derive a user's tier from SubscriptionChanged.
+TIER_PROJECTION = MESSAGING / "tiers"
 
 
 class MigrationError(RuntimeError):

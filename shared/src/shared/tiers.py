@@ -31,8 +31,9 @@ def derive_tier(
 
 
 # -- the tier projection kept by services that consume SubscriptionChanged ----------------
-# Each keeps a `subscriptions` table in its own schema (see its migrations) with the
-# columns below, and derives the tier from it at read time.
+# Its table, `tier_projection`, is defined once, in shared/sql/tiers/ (TIER_PROJECTION in
+# shared.migrations), in the schema of each service that includes it (auth, chat); the
+# tier is derived from it at read time.
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ async def subscription_state(conn: AsyncConnection, user_id: uuid.UUID) -> Subsc
     async with conn.cursor(row_factory=class_row(SubscriptionState)) as cur:
         await cur.execute(
             "SELECT status, current_period_end, cancel_at_period_end, grace_until, as_of,"
-            " current_period_start FROM subscriptions WHERE user_id = %s",
+            " current_period_start FROM tier_projection WHERE user_id = %s",
             (user_id,),
         )
         return await cur.fetchone()
@@ -62,7 +63,7 @@ async def project_subscription_changed(conn: AsyncConnection, event: Subscriptio
     """Apply the event unless the stored state is newer; True when it was applied."""
     cur = await conn.execute(
         """
-        INSERT INTO subscriptions AS s
+        INSERT INTO tier_projection AS s
             (user_id, status, current_period_start, current_period_end, cancel_at_period_end,
              grace_until, as_of)
         VALUES (%s, %s, %s, %s, %s, %s, %s)

@@ -3,9 +3,13 @@ from pathlib import Path
 from auth.app import CONSUMES, create_app
 from auth.settings import Settings
 from shared.cli import main
-from shared.migrations import MESSAGING, service_migrations
+from shared.migrations import MESSAGING, TIER_PROJECTION, service_migrations
 
-MIGRATIONS = [MESSAGING, service_migrations(Path(__file__).resolve().parents[2] / "migrations")]
+MIGRATIONS = [
+    MESSAGING,
+    TIER_PROJECTION,
+    service_migrations(Path(__file__).resolve().parents[2] / "migrations"),
+]
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -47,7 +47,7 @@ async def prompt_context(
                            AND superseded_by IS NULL
                          ORDER BY seq DESC LIMIT %(turns)s) h) AS history,
                s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until, s.as_of
-          FROM chatrooms c LEFT JOIN subscriptions s ON s.user_id = c.user_id
+          FROM chatrooms c LEFT JOIN tier_projection s ON s.user_id = c.user_id
          WHERE c.id = %(room)s AND c.user_id = %(user)s
         """,
         {"room": room_id, "user": user_id, "day": day, "turns": history_turns},
