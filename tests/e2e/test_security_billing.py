@@ -161,11 +161,13 @@ async def test_a_subscription_to_another_price_does_not_make_the_user_pro(
         """Billing applied the subscription, and chat and auth the SubscriptionChanged."""
         with psycopg.connect(database_url) as conn:
             return all(
-                conn.execute(
-                    f"SELECT 1 FROM {schema}.subscriptions WHERE user_id = %s", (user.id,)
-                ).fetchone()
+                conn.execute(f"SELECT 1 FROM {table} WHERE user_id = %s", (user.id,)).fetchone()
                 is not None
-                for schema in ("billing", "chat", "auth")
+                for table in (
+                    "billing.subscriptions",
+                    "chat.tier_projection",
+                    "auth.tier_projection",
+                )
             )
 
     await eventually(projected_everywhere, timeout=20, interval=0.1, what="the projections")
