@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from asgi_correlation_id.context import correlation_id
@@ -44,11 +45,15 @@ from shared.security import CurrentUserId, from_app_state
 Ctx = Annotated[ChatContext, Depends(from_app_state("chat"))]
 
 
-# What a malformed id in the path is: the 404 of the thing it names (message, code).
-_NOT_FOUND = {
-    "Chatroom": ("Chatroom not found or you do not have access to it.", "chatroom_not_found"),
-    "Message": ("Message not found or you do not have access to it.", "message_not_found"),
-    "Reply": ("Reply not found or you do not have access to it.", "reply_not_found"),
+# What a malformed id in the path is: the 404 of the thing it names.
+_NOT_FOUND: dict[str, Callable[[], NotFound]] = {
+    "Chatroom": rooms.room_not_found,
+    "Message": lambda: NotFound(
+        "Message not found or you do not have access to it.", code="message_not_found"
+    ),
+    "Reply": lambda: NotFound(
+        "Reply not found or you do not have access to it.", code="reply_not_found"
+    ),
 }
 
 
@@ -56,8 +61,7 @@ def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        message, code = _NOT_FOUND[what]
-        raise NotFound(message, code=code) from None
+        raise _NOT_FOUND[what]() from None
 
 
 def room_out(room: Chatroom) -> ChatroomOut:

@@ -13,7 +13,15 @@ import structlog
 
 from chat import repository
 from chat.context import PRODUCER, ChatContext
-from chat.quota import DailyLimitReached, Usage, next_midnight, take_quota, utc_day
+from chat.quota import (
+    DailyLimitReached,
+    Usage,
+    daily_limit,
+    next_midnight,
+    take_quota,
+    tier_from,
+    utc_day,
+)
 from chat.repository import Message
 from chat.rooms import room_not_found
 from chat.settings import Settings
@@ -21,7 +29,6 @@ from shared import outbox, replies
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import HistoryTurn, MessageQueued
-from shared.tiers import Tier
 
 log = structlog.get_logger(__name__)
 
@@ -143,8 +150,8 @@ async def queue_message(
         )
         if context is None:
             raise room_not_found()
-        tier: Tier = context.subscription.tier(now) if context.subscription else "BASIC"
-        limit = settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+        tier = tier_from(context.subscription, now)
+        limit = daily_limit(settings, tier)
         if limit is not None and context.used_today >= limit:
             raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
         if context.pending:

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from chat import repository
 from chat.context import ChatContext
+from chat.settings import Settings
 from shared.db import UnitOfWork
 from shared.errors import AppError
-from shared.tiers import Tier, subscription_state
+from shared.tiers import SubscriptionState, Tier, subscription_state
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,18 @@ def next_midnight(now: datetime) -> datetime:
     return datetime.combine(utc_day(now) + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-async def tier_of(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> Tier:
-    state = await subscription_state(uow.conn, user_id)
+def tier_from(state: SubscriptionState | None, now: datetime) -> Tier:
+    """The tier a user's projected subscription gives now (BASIC without one)."""
     return state.tier(now) if state else "BASIC"
+
+
+def daily_limit(settings: Settings, tier: Tier) -> int | None:
+    """Prompts a UTC day for ``tier``; None: unlimited (Pro)."""
+    return settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+
+
+async def tier_of(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> Tier:
+    return tier_from(await subscription_state(uow.conn, user_id), now)
 
 
 async def usage(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID) -> Usage:
@@ -74,14 +84,13 @@ async def usage(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID) -> Usage:
     async with uow:
         tier = await tier_of(uow, user_id, now)
         used = await repository.quota_used(uow.conn, user_id, utc_day(now))
-    limit = ctx.settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
-    return Usage(tier, limit, used, next_midnight(now))
+    return Usage(tier, daily_limit(ctx.settings, tier), used, next_midnight(now))
 
 
 async def take_quota(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, now: datetime) -> Usage:
     """Count one prompt against today's quota (Basic), or raise 429 at the limit."""
     tier = await tier_of(uow, user_id, now)
-    limit = ctx.settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
+    limit = daily_limit(ctx.settings, tier)
     used = await repository.take_quota_unit(uow.conn, user_id, utc_day(now), limit)
     if used is None:
         assert limit is not None

@@ -20,11 +20,11 @@ from starlette.types import Receive, Scope, Send
 
 from chat import metrics
 from chat.settings import Settings
+from chat.streaming import SseEvent
 from shared.errors import RateLimited, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
-SseEvent = dict[str, str]  # event, data and id: what EventSourceResponse sends
 
 # Taking, renewing or giving back a stream slot: Redis answers within this or not at all.
 SLOT_TIMEOUT_SECONDS = 2.0

@@ -29,7 +29,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chat.repository import Message
-from chat.stream_slots import SseEvent
 from shared import replies
 from shared.errors import ValidationFailed
 from shared.redis import StreamEntries
@@ -46,6 +45,7 @@ RETRY_CAP_SECONDS = 5.0
 
 LoadReply = Callable[[], Awaitable[Message]]
 Render = Callable[[Message], dict[str, Any]]
+SseEvent = dict[str, str]  # event, data and id: what EventSourceResponse sends
 
 
 def _event_schema(kind: str, data: dict[str, Any]) -> dict[str, Any]:
