@@ -235,7 +235,8 @@ async def answer_message(
                 log.info("reply.already_stopped")
                 return
             outcome = recorded_outcome(so_far)
-            await _finish(ctx, event, outcome, correlation_id, lease_token=None, end=False)
+            await _finish(ctx, event, outcome, correlation_id, lease_token=start.token, end=False)
+            released = True
             log.info("reply.republished", status=outcome.status)
             return
         async with _renewing(ctx, reply_id, start.token):
