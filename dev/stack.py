@@ -30,6 +30,7 @@ import httpx
 from dotenv import load_dotenv
 
 from dev.proc import free_port, spawn, stop_all, tail
+from shared.settings import local_url
 
 __all__ = [
     "LOCAL_CLIENT_LIMITS",
@@ -71,9 +72,9 @@ class ServiceSpec(NamedTuple):
 # In start order: the gateway last, once its upstreams exist. A service without HTTP routes
 # of its own (the ai-worker) is added with upstream=False.
 SERVICES: list[ServiceSpec] = [
-    ServiceSpec("auth", "auth", "AUTH_URL", "http://127.0.0.1:8001", True),
-    ServiceSpec("chat", "chat", "CHAT_URL", "http://127.0.0.1:8002", True),
-    ServiceSpec("billing", "billing", "BILLING_URL", "http://127.0.0.1:8003", True),
+    ServiceSpec("auth", "auth", "AUTH_URL", local_url("auth"), True),
+    ServiceSpec("chat", "chat", "CHAT_URL", local_url("chat"), True),
+    ServiceSpec("billing", "billing", "BILLING_URL", local_url("billing"), True),
     # Started instead of Stripe when STRIPE_SECRET_KEY is unset (see dev/__main__.py).
     ServiceSpec(
         "stripe-sim",
@@ -95,9 +96,9 @@ SERVICES: list[ServiceSpec] = [
         command=(),
     ),
     ServiceSpec(
-        "ai-worker", "ai_worker", "AI_WORKER_URL", "http://127.0.0.1:8004", False, upstream=False
+        "ai-worker", "ai_worker", "AI_WORKER_URL", local_url("ai-worker"), False, upstream=False
     ),
-    ServiceSpec("gateway", "gateway", "PORT", "http://127.0.0.1:8000", False, upstream=False),
+    ServiceSpec("gateway", "gateway", "PORT", local_url("gateway"), False, upstream=False),
 ]
 SIMULATORS = {"gemini-sim": "GOOGLE_GEMINI_API_KEY", "stripe-sim": "STRIPE_SECRET_KEY"}
 

@@ -125,6 +125,31 @@ def test_each_service_has_one_deployment_service_account_and_budget(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_listens_where_its_settings_and_its_peers_say(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """One port a service: its containerPort is SERVICE_PORTS' (the settings' default, which
+    the process uses: no manifest sets PORT), and its Service and the URLs in config.env
+    name the same."""
+    from shared.settings import SERVICE_PORTS
+
+    objects = rendered[overlay]
+    config = [o for o in objects if o["kind"] == "ConfigMap" and "AUTH_URL" in o.get("data", {})]
+    urls = {k: urlsplit(v) for c in config for k, v in c["data"].items() if k.endswith("_URL")}
+    for service in SERVICES:
+        app = main_container(deployment(objects, service))
+        (port,) = app["ports"]
+        assert port["containerPort"] == SERVICE_PORTS[service], service
+        assert "PORT" not in {e["name"] for e in app.get("env", [])}, service
+        (svc_port,) = one(objects, "Service", service)["spec"]["ports"]
+        assert svc_port["port"] == SERVICE_PORTS[service], service
+        url = urls.get(f"{service.upper()}_URL")
+        if url is not None:
+            assert (url.hostname, url.port) == (service, SERVICE_PORTS[service])
+    assert {"AUTH_URL", "CHAT_URL", "BILLING_URL"} <= urls.keys()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_two_objects_share_a_kind_and_name(rendered: dict[str, list[Obj]], overlay: str) -> None:
     keys = [(o["kind"], o["metadata"]["name"]) for o in rendered[overlay]]
     assert len(keys) == len(set(keys))

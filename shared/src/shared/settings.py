@@ -21,6 +21,16 @@ from shared.secrets import HOW_TO_GENERATE, weakness
 
 AppEnv = Literal["development", "test", "production"]
 
+# Each service's port: its settings' default, where `make run` and the gateway find it
+# on this machine. The Kubernetes manifests (a Deployment's containerPort, its Service
+# and config.env) are the deployed copy, checked against this by deploy/tests.
+SERVICE_PORTS = {"gateway": 8000, "auth": 8001, "chat": 8002, "billing": 8003, "ai-worker": 8004}
+
+
+def local_url(service: str) -> str:
+    """Where ``service`` listens on this machine by default."""
+    return f"http://127.0.0.1:{SERVICE_PORTS[service]}"
+
 
 class _WithoutPort(PydanticBaseSettingsSource):
     """A settings source without its ``port``: see ``port_from_env_file``."""
@@ -43,7 +53,7 @@ class ServiceSettings(BaseSettings):
     requires_jwt_secret: ClassVar[bool] = True
     # `.env` is shared by every process started from its directory, and its PORT is the
     # public one, the gateway's: the other services take PORT from the real environment
-    # only (`make run`, the image and the manifests set it), else their own default.
+    # only (`make run` and the image set it), else their own default (SERVICE_PORTS).
     port_from_env_file: ClassVar[bool] = False
 
     model_config = SettingsConfigDict(
@@ -58,7 +68,7 @@ class ServiceSettings(BaseSettings):
         default="production",
         validation_alias=AliasChoices("APP_ENV", "NODE_ENV", "app_env"),
     )
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(default=SERVICE_PORTS["gateway"], ge=1, le=65535)
     host: str = "127.0.0.1"
     log_level: str = "INFO"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -70,7 +80,7 @@ class ServiceSettings(BaseSettings):
     db_pool_max_size: int = Field(default=10, ge=1)
     # Where a service that verifies tokens asks for a user's revocation time when Redis
     # does not have it (auth's internal route; cluster-only).
-    auth_url: str = "http://127.0.0.1:8001"
+    auth_url: str = local_url("auth")
     # Peers whose X-Forwarded-For is believed (comma list of addresses or CIDRs, or *):
     # the client address is the right-most one not in this list. The services behind the
     # gateway trust the gateway (loopback under `make run`); the gateway overrides this.

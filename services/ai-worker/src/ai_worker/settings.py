@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.settings import ConsumerSettings
+from shared.settings import SERVICE_PORTS, ConsumerSettings
 
 SIMULATOR_API_KEY = "simulator"
 
@@ -12,7 +12,7 @@ SIMULATOR_API_KEY = "simulator"
 class Settings(ConsumerSettings):
     requires_jwt_secret: ClassVar[bool] = False
 
-    port: int = Field(default=8004, ge=1, le=65535)
+    port: int = Field(default=SERVICE_PORTS["ai-worker"], ge=1, le=65535)
 
     # Required in production; elsewhere, unset with GEMINI_BASE_URL set (the simulator).
     google_gemini_api_key: str = ""

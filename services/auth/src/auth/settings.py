@@ -4,13 +4,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.settings import ConsumerSettings
+from shared.settings import SERVICE_PORTS, ConsumerSettings
 
 OtpDelivery = Literal["response", "log", "webhook"]
 
 
 class Settings(ConsumerSettings):
-    port: int = Field(default=8001, ge=1, le=65535)
+    port: int = Field(default=SERVICE_PORTS["auth"], ge=1, le=65535)
 
     otp_expiration_minutes: int = Field(default=5, ge=1, le=10)
     # `response` returns the code in the API response and `log` writes it to the log: both

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import SERVICE_PORTS, ServiceSettings
 
 
 class Settings(ServiceSettings):
-    port: int = Field(default=8003, ge=1, le=65535)
+    port: int = Field(default=SERVICE_PORTS["billing"], ge=1, le=65535)
 
     # Required in production. Elsewhere, unset with STRIPE_API_BASE set (the simulator): a
     # test key is used.

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import ConsumerSettings
+from shared.settings import SERVICE_PORTS, ConsumerSettings
 
 
 class Settings(ConsumerSettings):
-    port: int = Field(default=8002, ge=1, le=65535)
+    port: int = Field(default=SERVICE_PORTS["chat"], ge=1, le=65535)
 
     chatroom_list_cache_ttl_seconds: int = Field(default=480, ge=0)
     basic_tier_daily_prompt_limit: int = Field(default=5, ge=0)

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, local_url
 
 # Every service the gateway knows how to route to; GATEWAY_UPSTREAMS picks the deployed ones.
 KNOWN_UPSTREAMS = ("auth", "chat", "billing")
@@ -15,9 +15,9 @@ KNOWN_UPSTREAMS = ("auth", "chat", "billing")
 class Settings(ServiceSettings):
     port_from_env_file: ClassVar[bool] = True  # .env's PORT is the public port: this one
 
-    auth_url: str = "http://127.0.0.1:8001"
-    chat_url: str = "http://127.0.0.1:8002"
-    billing_url: str = "http://127.0.0.1:8003"
+    auth_url: str = local_url("auth")
+    chat_url: str = local_url("chat")
+    billing_url: str = local_url("billing")
     # Comma list of the upstreams that are deployed. A route to any other answers 503.
     gateway_upstreams: Annotated[tuple[str, ...], NoDecode] = KNOWN_UPSTREAMS
     # The browser app's origin: the only origin CORS allows.
