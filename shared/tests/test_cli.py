@@ -107,7 +107,7 @@ async def test_dead_letter_is_listed_then_replayed_once_for_its_group_only_then_
     async def on_registered(event: UserRegistered, delivery) -> None:
         if broken:
             raise RuntimeError("the bug")
-        await delivery.uow.conn.execute(
+        await delivery.tx.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)",
             (str(event.user_id),),
         )

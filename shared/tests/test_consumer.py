@@ -49,7 +49,7 @@ async def effects(pool) -> list[str]:
 async def test_same_event_twice_changes_nothing_the_second_time(messaging_pool, redis, stream):
     async def on_registered(event, delivery):
         assert delivery.ctx == "the context" and delivery.envelope.type == "UserRegistered"
-        await delivery.uow.conn.execute(
+        await delivery.tx.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)",
             (event.mobile_number,),
         )
@@ -70,7 +70,7 @@ async def test_handler_failure_rolls_back_its_effects_and_inbox_row(messaging_po
     async def flaky(event, delivery):
         nonlocal calls
         calls += 1
-        await delivery.uow.conn.execute(
+        await delivery.tx.conn.execute(
             "INSERT INTO effects (event_id, note) VALUES (gen_random_uuid(), %s)", (str(calls),)
         )
         if calls == 1:

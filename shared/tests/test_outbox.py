@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.events import UserRegistered, decode
 from shared.outbox import OutboxRelay, add, republish_since, stream_for
 from shared.redis import open_redis
@@ -37,8 +37,8 @@ async def unpublished(pool) -> int:
 
 async def test_committed_event_is_published_once_and_kept(messaging_pool, relay, redis, producer):
     event = registered()
-    async with UnitOfWork(messaging_pool) as uow:
-        event_id = await add(uow.conn, event, producer=producer, correlation_id="req-9")
+    async with Database(messaging_pool).transaction() as tx:
+        event_id = await add(tx.conn, event, producer=producer, correlation_id="req-9")
     assert await relay.drain() == 1
     assert await relay.drain() == 0
     entries = await redis.xrange(stream_for(producer))
@@ -56,8 +56,8 @@ async def test_committed_event_is_published_once_and_kept(messaging_pool, relay,
 
 async def test_rolled_back_event_is_never_published(messaging_pool, relay, redis, producer):
     with pytest.raises(RuntimeError):
-        async with UnitOfWork(messaging_pool) as uow:
-            await add(uow.conn, registered(), producer=producer)
+        async with Database(messaging_pool).transaction() as tx:
+            await add(tx.conn, registered(), producer=producer)
             raise RuntimeError("the state change failed")
     assert await relay.drain() == 0
     assert await redis.xlen(stream_for(producer)) == 0
@@ -66,8 +66,8 @@ async def test_rolled_back_event_is_never_published(messaging_pool, relay, redis
 async def test_redis_down_leaves_rows_unpublished(
     messaging_pool, database_url, schema, redis, producer
 ):
-    async with UnitOfWork(messaging_pool) as uow:
-        await add(uow.conn, registered(), producer=producer)
+    async with Database(messaging_pool).transaction() as tx:
+        await add(tx.conn, registered(), producer=producer)
     dead = open_redis("redis://127.0.0.1:1/0")
     broken = OutboxRelay(messaging_pool, dead, database_url=database_url, schema=schema)
     with pytest.raises(Exception):  # noqa: B017 - any connection error
@@ -80,13 +80,13 @@ async def test_redis_down_leaves_rows_unpublished(
 
 
 async def test_republish_since_sends_the_log_again(messaging_pool, relay, redis, producer):
-    async with UnitOfWork(messaging_pool) as uow:
+    async with Database(messaging_pool).transaction() as tx:
         for _ in range(3):
-            await add(uow.conn, registered(), producer=producer)
+            await add(tx.conn, registered(), producer=producer)
     await relay.drain()
     await redis.delete(stream_for(producer))  # Redis lost its data
-    async with UnitOfWork(messaging_pool) as uow:
-        count = await republish_since(uow.conn, datetime.now(UTC) - timedelta(minutes=5))
+    async with Database(messaging_pool).transaction() as tx:
+        count = await republish_since(tx.conn, datetime.now(UTC) - timedelta(minutes=5))
     assert count == 3
     assert await relay.drain() == 3
     assert await redis.xlen(stream_for(producer)) == 3
@@ -95,9 +95,9 @@ async def test_republish_since_sends_the_log_again(messaging_pool, relay, redis,
 async def test_concurrent_relays_publish_every_row_exactly_once(
     messaging_pool, database_url, schema, redis, producer
 ):
-    async with UnitOfWork(messaging_pool) as uow:
+    async with Database(messaging_pool).transaction() as tx:
         for _ in range(300):
-            await add(uow.conn, registered(), producer=producer)
+            await add(tx.conn, registered(), producer=producer)
     relays = [
         OutboxRelay(messaging_pool, redis, database_url=database_url, schema=schema, batch_size=20)
         for _ in range(3)
@@ -118,8 +118,8 @@ async def test_running_relay_is_woken_by_notify(
     task = asyncio.create_task(relay.run(stop))
     try:
         await asyncio.sleep(0.3)  # let it LISTEN and finish its first (empty) drain
-        async with UnitOfWork(messaging_pool) as uow:
-            await add(uow.conn, registered(), producer=producer)
+        async with Database(messaging_pool).transaction() as tx:
+            await add(tx.conn, registered(), producer=producer)
 
         async def published() -> bool:
             return await redis.xlen(stream_for(producer)) == 1

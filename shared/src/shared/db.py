@@ -1,4 +1,4 @@
-"""Postgres access: one async pool per process, and a unit of work per use case.
+"""Postgres access: one async pool per process; use cases run transactions on it.
 
 Each service connects with ``search_path`` set to its own schema, so its SQL names its
 tables unqualified and cannot reach another service's tables by accident.
@@ -50,36 +50,55 @@ async def open_pool(
     return pool
 
 
-class UnitOfWork:
-    """One transaction on one pooled connection.
+class Database:
+    """A service's database, as a use case sees it: it opens transactions on the pool.
 
-    ``async with UnitOfWork(pool) as uow:`` commits when the block ends normally and rolls
-    back when it raises. Callbacks registered with :meth:`after_commit` run only once the
-    commit succeeded (cache invalidation and similar effects that must not happen for a
-    transaction that rolled back).
+    A use case takes one and runs as many transactions as it needs, each
+    ``async with db.transaction() as tx:`` (or ``db.autocommit()``); nothing is held
+    between them, so a use case can call Stripe or Redis between two without keeping a
+    connection.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    def transaction(self) -> Transaction:
+        return Transaction(self._pool)
+
+    def autocommit(self) -> Transaction:
+        """A connection without a transaction: each statement commits on its own, and no
+        BEGIN or COMMIT costs a round trip. For a use case that reads first and then writes
+        everything in one statement (atomic by itself), re-checking in that statement
+        whatever the reads decided."""
+        return Transaction(self._pool, autocommit=True)
+
+
+class Transaction:
+    """One transaction on one pooled connection, entered once.
+
+    The block commits when it ends normally and rolls back when it raises. Callbacks
+    registered with :meth:`after_commit` run only once the commit succeeded (cache
+    invalidation and similar effects that must not happen for a transaction that rolled
+    back).
     """
 
     def __init__(self, pool: AsyncConnectionPool, *, autocommit: bool = False) -> None:
         self._pool = pool
         self._autocommit = autocommit
+        self._entered = False
         # _conn_cm and conn are set on entering; _tx_cm too, unless in autocommit mode.
         self._conn_cm: AbstractAsyncContextManager[AsyncConnection]
         self._tx_cm: AbstractAsyncContextManager[AsyncTransaction] | None = None
         self._after_commit: list[AfterCommit] = []
         self.conn: AsyncConnection
 
-    def autocommit(self) -> UnitOfWork:
-        """The same kind of unit of work without a transaction: each statement commits on
-        its own, and no BEGIN or COMMIT costs a round trip. For a use case that reads first
-        and then writes everything in one statement (atomic by itself), re-checking in that
-        statement whatever the reads decided."""
-        return UnitOfWork(self._pool, autocommit=True)
-
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)
 
     async def __aenter__(self) -> Self:
-        self._after_commit = []  # a unit of work may be entered again for a new transaction
+        if self._entered:
+            raise RuntimeError("a Transaction is entered once: take another from the Database")
+        self._entered = True
         self._conn_cm = self._pool.connection()
         self.conn = await self._conn_cm.__aenter__()
         try:
@@ -125,15 +144,15 @@ class UnitOfWork:
                     await callback()
                 except Exception:
                     log.exception(
-                        "uow.after_commit_failed", callback=getattr(callback, "__name__", "?")
+                        "db.after_commit_failed", callback=getattr(callback, "__name__", "?")
                     )
 
 
 # Dependencies are async functions: FastAPI runs a plain `def` one in a worker thread, a
 # thread hop per request for nothing.
-async def _request_uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.pool)
+async def _request_db(request: Request) -> Database:
+    return Database(request.app.state.pool)
 
 
-# A route's unit of work, on the pool the app's lifespan put in ``app.state.pool``.
-Uow = Annotated[UnitOfWork, Depends(_request_uow)]
+# A route's database, on the pool the app's lifespan put in ``app.state.pool``.
+Db = Annotated[Database, Depends(_request_db)]

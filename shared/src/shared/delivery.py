@@ -16,7 +16,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from shared.consumer import Processor
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.events.envelope import Envelope, Event
 
 log = structlog.get_logger(__name__)
@@ -35,11 +35,11 @@ class Delivery(Generic[C]):
 
 @dataclass(frozen=True)
 class InboxDelivery(Delivery[C]):
-    """A delivery to a service with a database: ``uow`` is the transaction that also
+    """A delivery to a service with a database: ``tx`` is the transaction that also
     records the event in the inbox, so the handler's effects and "handled" commit
     together."""
 
-    uow: UnitOfWork
+    tx: Transaction
 
 
 # Every consuming service has a module-level ``HANDLERS`` mapping of these: one signature,
@@ -54,8 +54,8 @@ def inbox_processor(
     by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
 
     async def process(envelope: Envelope, event: Event, stream: str) -> None:
-        async with UnitOfWork(pool) as uow:
-            cur = await uow.conn.execute(
+        async with Database(pool).transaction() as tx:
+            cur = await tx.conn.execute(
                 "INSERT INTO inbox (event_id, type, stream) VALUES (%s, %s, %s)"
                 " ON CONFLICT (event_id) DO NOTHING",
                 (envelope.id, envelope.type, stream),
@@ -65,7 +65,7 @@ def inbox_processor(
                     "consumer.duplicate_skipped", event_id=str(envelope.id), type=envelope.type
                 )
                 return
-            await by_type[envelope.type](event, InboxDelivery(ctx, envelope, uow))
+            await by_type[envelope.type](event, InboxDelivery(ctx, envelope, tx))
 
     return process
 

@@ -31,7 +31,7 @@ from auth.schemas import (
     UserOut,
     VerifyOtpIn,
 )
-from shared.db import UnitOfWork, Uow
+from shared.db import Database, Db
 from shared.errors import NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUserId, from_app_state
@@ -90,8 +90,8 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     response_model=SignupOut,
     responses=error_responses(400, 409, 413, 429, 503),
 )
-async def signup(body: SignupIn, request: Request, uow: Uow, ctx: Ctx) -> SignupOut:
-    user = await service.signup(uow, ctx, body.mobile_number, body.password, client_ip(request))
+async def signup(body: SignupIn, request: Request, db: Db, ctx: Ctx) -> SignupOut:
+    user = await service.signup(db, ctx, body.mobile_number, body.password, client_ip(request))
     return SignupOut(
         message="User registered successfully.",
         user_id=str(user.id),
@@ -101,9 +101,9 @@ async def signup(body: SignupIn, request: Request, uow: Uow, ctx: Ctx) -> Signup
 
 
 async def _send_code(
-    request: Request, uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, purpose: str, message: str
+    request: Request, db: Database, ctx: AuthContext, raw_mobile: str, purpose: str, message: str
 ) -> OtpSentOut:
-    issued = await service.issue_code(uow, ctx, raw_mobile, purpose, client_ip(request))
+    issued = await service.issue_code(db, ctx, raw_mobile, purpose, client_ip(request))
     return OtpSentOut(
         message=message,
         otp=issued.code if issued.returned_to_client else None,
@@ -117,20 +117,20 @@ async def _send_code(
     response_model_exclude_none=True,
     responses=error_responses(400, 404, 429, 503),
 )
-async def send_otp(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) -> OtpSentOut:
+async def send_otp(body: MobileIn, request: Request, db: Db, ctx: Ctx) -> OtpSentOut:
     return await _send_code(
-        request, uow, ctx, body.mobile_number, service.LOGIN, "OTP sent successfully."
+        request, db, ctx, body.mobile_number, service.LOGIN, "OTP sent successfully."
     )
 
 
 @router.post(
     "/auth/verify-otp", response_model=TokenOut, responses=error_responses(400, 401, 429, 503)
 )
-async def verify_otp(body: VerifyOtpIn, request: Request, uow: Uow, ctx: Ctx) -> TokenOut:
+async def verify_otp(body: VerifyOtpIn, request: Request, db: Db, ctx: Ctx) -> TokenOut:
     """Log in with a code. An unknown number answers like a wrong code. ``password``
     confirms the password chosen at sign-up; a code without it drops that password."""
     token = await service.verify_code(
-        uow, ctx, body.mobile_number, body.otp, body.password, client_ip(request)
+        db, ctx, body.mobile_number, body.otp, body.password, client_ip(request)
     )
     return _token_out("OTP verified successfully.", token)
 
@@ -138,9 +138,9 @@ async def verify_otp(body: VerifyOtpIn, request: Request, uow: Uow, ctx: Ctx) ->
 @router.post(
     "/auth/login", response_model=TokenOut, responses=error_responses(400, 401, 403, 429, 503)
 )
-async def login(body: LoginIn, request: Request, uow: Uow, ctx: Ctx) -> TokenOut:
+async def login(body: LoginIn, request: Request, db: Db, ctx: Ctx) -> TokenOut:
     """Log in with a password confirmed by a code (403 ``password_not_confirmed`` before)."""
-    token = await service.login(uow, ctx, body.mobile_number, body.password, client_ip(request))
+    token = await service.login(db, ctx, body.mobile_number, body.password, client_ip(request))
     return _token_out("Logged in successfully.", token)
 
 
@@ -150,10 +150,10 @@ async def login(body: LoginIn, request: Request, uow: Uow, ctx: Ctx) -> TokenOut
     response_model_exclude_none=True,
     responses=error_responses(400, 404, 429, 503),
 )
-async def forgot_password(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) -> OtpSentOut:
+async def forgot_password(body: MobileIn, request: Request, db: Db, ctx: Ctx) -> OtpSentOut:
     return await _send_code(
         request,
-        uow,
+        db,
         ctx,
         body.mobile_number,
         service.RESET,
@@ -166,9 +166,9 @@ async def forgot_password(body: MobileIn, request: Request, uow: Uow, ctx: Ctx) 
     response_model=MessageOut,
     responses=error_responses(400, 401, 429, 503),
 )
-async def reset_password(body: ResetPasswordIn, request: Request, uow: Uow, ctx: Ctx) -> MessageOut:
+async def reset_password(body: ResetPasswordIn, request: Request, db: Db, ctx: Ctx) -> MessageOut:
     await service.reset_password(
-        uow, ctx, body.mobile_number, body.otp, body.new_password, client_ip(request)
+        db, ctx, body.mobile_number, body.otp, body.new_password, client_ip(request)
     )
     return MessageOut(message="Password has been reset. Please log in again.")
 
@@ -179,12 +179,12 @@ async def reset_password(body: ResetPasswordIn, request: Request, uow: Uow, ctx:
     responses=error_responses(400, 401, 404, 429, 503),
 )
 async def change_password(
-    body: ChangePasswordIn, request: Request, user_id: CurrentUserId, uow: Uow, ctx: Ctx
+    body: ChangePasswordIn, request: Request, user_id: CurrentUserId, db: Db, ctx: Ctx
 ) -> TokenOut:
     """Needs ``currentPassword``, or for an account without a password a code from
     forgot-password as ``otp``."""
     token = await service.change_password(
-        uow,
+        db,
         ctx,
         user_id,
         body.new_password,
@@ -199,13 +199,13 @@ async def change_password(
 
 
 @router.post("/auth/logout", response_model=MessageOut, responses=error_responses(401))
-async def logout(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> MessageOut:
-    await sessions.logout(uow, ctx, user_id)
+async def logout(user_id: CurrentUserId, db: Db, ctx: Ctx) -> MessageOut:
+    await sessions.logout(db, ctx, user_id)
     return MessageOut(message="Logged out. Every session of this account has been signed out.")
 
 
-async def _me(user_id: CurrentUserId, uow: Uow) -> MeOut:
-    user, subscription = await sessions.get_user_with_subscription(uow, user_id)
+async def _me(user_id: CurrentUserId, db: Db) -> MeOut:
+    user, subscription = await sessions.get_user_with_subscription(db, user_id)
     return MeOut(data=UserData(user=_user_out(user, subscription)))
 
 
@@ -233,6 +233,6 @@ internal = APIRouter(prefix="/internal", include_in_schema=False)
 
 
 @internal.get("/users/{user_id}/token-state", response_model=TokenStateOut)
-async def token_state(user_id: str, uow: Uow) -> TokenStateOut:
-    valid_after = await sessions.tokens_valid_after(uow, _path_user_id(user_id))
+async def token_state(user_id: str, db: Db) -> TokenStateOut:
+    valid_after = await sessions.tokens_valid_after(db, _path_user_id(user_id))
     return TokenStateOut(data=TokenStateData(valid_after=valid_after))

@@ -1,4 +1,4 @@
-"""What auth's use cases need besides the unit of work; built once per process."""
+"""What auth's use cases need besides the database; built once per process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from auth.throttle import Throttle
 
 @dataclass
 class AuthContext:
-    """What the use cases need besides the unit of work; built once per process."""
+    """What the use cases need besides the database; built once per process."""
 
     settings: Settings
     redis: Redis

@@ -15,7 +15,7 @@ log = structlog.get_logger(__name__)
 async def on_subscription_changed(
     event: SubscriptionChanged, delivery: InboxDelivery[AuthContext]
 ) -> None:
-    applied = await project_subscription_changed(delivery.uow.conn, event)
+    applied = await project_subscription_changed(delivery.tx.conn, event)
     log.info("auth.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 

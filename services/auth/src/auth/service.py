@@ -1,5 +1,5 @@
 """Auth use cases: sign-up, one-time codes, logins and passwords (sessions.py: tokens and
-revocation). Each takes a unit of work and owns its transaction."""
+revocation). Each takes the Database and runs its own transactions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from auth.repository import Challenge, User
 from auth.sessions import issue_token, revoke_tokens, to_datetime
 from auth.settings import Settings
 from shared import outbox
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.errors import (
     AppError,
     Conflict,
@@ -51,21 +51,21 @@ def mobile_number(raw: str, settings: Settings, field: str = "mobileNumber") -> 
 
 
 async def signup(
-    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str | None, client_ip: str
+    db: Database, ctx: AuthContext, raw_mobile: str, password: str | None, client_ip: str
 ) -> User:
     """A user whose number is not proven yet. A password given here is only pending: it
     logs in once a code sent to the number is verified together with it (verify_code)."""
     number = mobile_number(raw_mobile, ctx.settings)
     await ctx.throttle.signup(number, client_ip)
     pending_hash = await ctx.hashing.hash(password) if password else None
-    async with uow:
-        user = await repository.insert_user(uow.conn, uuid.uuid4(), number, pending_hash)
+    async with db.transaction() as tx:
+        user = await repository.insert_user(tx.conn, uuid.uuid4(), number, pending_hash)
         if user is None:
             raise Conflict(
                 "User with this mobile number already exists.", code="mobile_number_taken"
             )
         await outbox.add(
-            uow.conn,
+            tx.conn,
             UserRegistered(
                 user_id=user.id, mobile_number=user.mobile_number, registered_at=user.created_at
             ),
@@ -77,12 +77,12 @@ async def signup(
 
 
 async def issue_code(
-    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, purpose: str, client_ip: str
+    db: Database, ctx: AuthContext, raw_mobile: str, purpose: str, client_ip: str
 ) -> IssuedCode:
     number = mobile_number(raw_mobile, ctx.settings)
     await ctx.throttle.otp_send(number, client_ip)
-    async with uow:
-        user = await repository.get_user_by_mobile(uow.conn, number)
+    async with db.transaction() as tx:
+        user = await repository.get_user_by_mobile(tx.conn, number)
         if user is None:
             message = (
                 "User not found. Please create an account."
@@ -94,7 +94,7 @@ async def issue_code(
         challenge_id = uuid.uuid4()
         expires_in = ctx.settings.otp_expiration_minutes * 60
         await repository.replace_challenge(
-            uow.conn,
+            tx.conn,
             user.id,
             purpose,
             challenge_id,
@@ -113,22 +113,22 @@ INVALID_CODE = "Invalid OTP."
 
 
 async def _check_code(
-    uow: UnitOfWork, ctx: AuthContext, user: User | None, purpose: str, code: str
+    tx: Transaction, ctx: AuthContext, user: User | None, purpose: str, code: str
 ) -> Challenge | AppError:
-    result = await _checked_code(uow, ctx, user, purpose, code)
+    result = await _checked_code(tx, ctx, user, purpose, code)
     if isinstance(result, AppError):
         metrics.VERIFICATION_FAILURES.labels(result.code).inc()
     return result
 
 
 async def _checked_code(
-    uow: UnitOfWork, ctx: AuthContext, user: User | None, purpose: str, code: str
+    tx: Transaction, ctx: AuthContext, user: User | None, purpose: str, code: str
 ) -> Challenge | AppError:
     """The user's live challenge for ``purpose``, locked, when ``code`` is its code (the
     caller consumes it); otherwise the error to answer with. An unknown user gets the same
     answer as a known one without a live code. A wrong guess is recorded: the caller must
     commit before raising."""
-    challenge = await repository.lock_challenge(uow.conn, user.id, purpose) if user else None
+    challenge = await repository.lock_challenge(tx.conn, user.id, purpose) if user else None
     if challenge is None or challenge.consumed_at is not None:
         return Unauthorized(INVALID_CODE, code="invalid_otp")
     if challenge.attempts >= otp.MAX_ATTEMPTS:
@@ -138,13 +138,13 @@ async def _checked_code(
     if challenge.expires_at <= datetime.now(UTC):
         return Unauthorized("OTP expired.", code="otp_expired")
     if not otp.matches(ctx.settings.jwt_secret, str(challenge.id), code, challenge.code_hash):
-        return await _wrong_guess(uow, challenge, INVALID_CODE, "invalid_otp")
+        return await _wrong_guess(tx, challenge, INVALID_CODE, "invalid_otp")
     return challenge
 
 
-async def _wrong_guess(uow: UnitOfWork, challenge: Challenge, message: str, code: str) -> AppError:
+async def _wrong_guess(tx: Transaction, challenge: Challenge, message: str, code: str) -> AppError:
     """Counts a failed use of the code; its last allowed one kills it."""
-    attempts = await repository.record_failed_attempt(uow.conn, challenge.id)
+    attempts = await repository.record_failed_attempt(tx.conn, challenge.id)
     left = otp.MAX_ATTEMPTS - attempts
     log.info(
         "auth.otp_wrong",
@@ -161,7 +161,7 @@ async def _wrong_guess(uow: UnitOfWork, challenge: Challenge, message: str, code
 
 
 async def verify_code(
-    uow: UnitOfWork,
+    db: Database,
     ctx: AuthContext,
     raw_mobile: str,
     code: str,
@@ -173,9 +173,9 @@ async def verify_code(
     by someone who never held the phone cannot survive its owner's first sign-in."""
     number = mobile_number(raw_mobile, ctx.settings)
     attempt = await ctx.throttle.code_attempt(number, client_ip)
-    async with uow:
-        user = await repository.lock_user_by_mobile(uow.conn, number)
-        result = await _check_code(uow, ctx, user, LOGIN, code)
+    async with db.transaction() as tx:
+        user = await repository.lock_user_by_mobile(tx.conn, number)
+        result = await _check_code(tx, ctx, user, LOGIN, code)
         if isinstance(result, Challenge) and user is not None:
             confirmed = None
             if user.pending_password_hash and password is not None:
@@ -183,14 +183,14 @@ async def verify_code(
                     confirmed = user.pending_password_hash
                 else:
                     result = await _wrong_guess(
-                        uow,
+                        tx,
                         result,
                         "The password is not the one chosen at sign-up.",
                         "invalid_credentials",
                     )
             if isinstance(result, Challenge):
-                await repository.consume_challenge(uow.conn, result.id)
-                await repository.record_proof(uow.conn, user.id, confirmed)
+                await repository.consume_challenge(tx.conn, result.id)
+                await repository.record_proof(tx.conn, user.id, confirmed)
                 _log_proof(user, confirmed)
     # Raised after the commit, so a wrong guess is counted.
     if isinstance(result, AppError):
@@ -211,14 +211,14 @@ def _log_proof(user: User, confirmed: str | None) -> None:
 
 
 async def login(
-    uow: UnitOfWork, ctx: AuthContext, raw_mobile: str, password: str, client_ip: str
+    db: Database, ctx: AuthContext, raw_mobile: str, password: str, client_ip: str
 ) -> AccessToken:
     """Log in with a confirmed password. The attempt is counted before the password is
     checked, and forgiven only when it succeeds."""
     number = mobile_number(raw_mobile, ctx.settings)
     attempt = await ctx.throttle.login_attempt(number, client_ip)
-    async with uow:
-        user = await repository.get_user_by_mobile(uow.conn, number)
+    async with db.transaction() as tx:
+        user = await repository.get_user_by_mobile(tx.conn, number)
     invalid = Unauthorized("Invalid mobile number or password.", code="invalid_credentials")
     if user is not None and user.password_hash is None and user.pending_password_hash:
         if await ctx.hashing.verify(user.pending_password_hash, password):
@@ -237,7 +237,7 @@ async def login(
 
 
 async def reset_password(
-    uow: UnitOfWork,
+    db: Database,
     ctx: AuthContext,
     raw_mobile: str,
     code: str,
@@ -248,15 +248,15 @@ async def reset_password(
     password is hashed only once the code is known to be right."""
     number = mobile_number(raw_mobile, ctx.settings)
     attempt = await ctx.throttle.code_attempt(number, client_ip)
-    async with uow:
-        user = await repository.lock_user_by_mobile(uow.conn, number)
-        result = await _check_code(uow, ctx, user, RESET, code)
+    async with db.transaction() as tx:
+        user = await repository.lock_user_by_mobile(tx.conn, number)
+        result = await _check_code(tx, ctx, user, RESET, code)
         if isinstance(result, Challenge) and user is not None:
             password_hash = await ctx.hashing.hash(new_password)
-            await repository.consume_challenge(uow.conn, result.id)
+            await repository.consume_challenge(tx.conn, result.id)
             at = now_ms()
-            await repository.set_password(uow.conn, user.id, password_hash, to_datetime(at))
-            await revoke_tokens(uow, ctx, user.id, at)
+            await repository.set_password(tx.conn, user.id, password_hash, to_datetime(at))
+            await revoke_tokens(tx, ctx, user.id, at)
     if isinstance(result, AppError):
         raise result
     assert user is not None
@@ -265,7 +265,7 @@ async def reset_password(
 
 
 async def change_password(
-    uow: UnitOfWork,
+    db: Database,
     ctx: AuthContext,
     user_id: uuid.UUID,
     new_password: str,
@@ -279,8 +279,8 @@ async def change_password(
     A token alone is not enough: the current password proves the caller, or, for an account
     without one, a reset code sent to the number now (a stolen token cannot set a password
     that outlives its revocation)."""
-    async with uow:
-        user = await repository.lock_user(uow.conn, user_id)
+    async with db.transaction() as tx:
+        user = await repository.lock_user(tx.conn, user_id)
         if user is None:
             raise NotFound("User not found.", code="user_not_found")
         failure: AppError | None = None
@@ -298,16 +298,16 @@ async def change_password(
                     "and send it here as otp.",
                 )
             attempt = await ctx.throttle.code_attempt(user.mobile_number, client_ip)
-            result = await _check_code(uow, ctx, user, RESET, code)
+            result = await _check_code(tx, ctx, user, RESET, code)
             if isinstance(result, AppError):
                 failure = result
             else:
-                await repository.consume_challenge(uow.conn, result.id)
+                await repository.consume_challenge(tx.conn, result.id)
         if failure is None:
             password_hash = await ctx.hashing.hash(new_password)
             at = now_ms()
-            await repository.set_password(uow.conn, user.id, password_hash, to_datetime(at))
-            await revoke_tokens(uow, ctx, user.id, at)
+            await repository.set_password(tx.conn, user.id, password_hash, to_datetime(at))
+            await revoke_tokens(tx, ctx, user.id, at)
     if failure is not None:
         raise failure
     await attempt.forgive()

@@ -1,5 +1,5 @@
 """A user's sessions: issuing tokens, revoking them (logout, and every password change),
-and the revocation time the other services ask for. Each use case takes a unit of work
+and the revocation time the other services ask for. Each use case takes the Database
 and owns its transaction."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from auth import repository
 from auth.context import AuthContext
 from auth.repository import User
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.errors import NotFound, ServiceUnavailable
 from shared.revocation import Lookup, UserGone
 from shared.tiers import SubscriptionState, subscription_state
@@ -37,7 +37,7 @@ def issue_token(ctx: AuthContext, user: User, now: float) -> AccessToken:
     )
 
 
-async def revoke_tokens(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID, at: float) -> None:
+async def revoke_tokens(tx: Transaction, ctx: AuthContext, user_id: uuid.UUID, at: float) -> None:
     """Tokens issued before ``at`` stop working.
 
     The gateway caches each user's "valid after" time in Redis. The cached value is
@@ -51,45 +51,45 @@ async def revoke_tokens(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID, a
     except RedisError as exc:
         log.error("auth.token_state_unavailable", error=repr(exc))
         raise ServiceUnavailable() from exc
-    await repository.set_tokens_valid_after(uow.conn, user_id, to_datetime(at))
+    await repository.set_tokens_valid_after(tx.conn, user_id, to_datetime(at))
 
     async def publish() -> None:
         await ctx.redis.set(key, f"{at:.3f}", ex=ctx.settings.jwt_expires_in_seconds)
 
-    uow.after_commit(publish)
+    tx.after_commit(publish)
 
 
-async def logout(uow: UnitOfWork, ctx: AuthContext, user_id: uuid.UUID) -> None:
+async def logout(db: Database, ctx: AuthContext, user_id: uuid.UUID) -> None:
     """Revokes every token issued so far for the user (sign out everywhere)."""
-    async with uow:
-        user = await repository.lock_user(uow.conn, user_id)
+    async with db.transaction() as tx:
+        user = await repository.lock_user(tx.conn, user_id)
         if user is None:
             raise NotFound("User not found.", code="user_not_found")
-        await revoke_tokens(uow, ctx, user.id, now_ms())
+        await revoke_tokens(tx, ctx, user.id, now_ms())
     log.info("auth.logged_out", user_id=str(user_id))
 
 
-async def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    async with uow:
-        user = await repository.get_user(uow.conn, user_id)
+async def get_user(db: Database, user_id: uuid.UUID) -> User:
+    async with db.transaction() as tx:
+        user = await repository.get_user(tx.conn, user_id)
     if user is None:
         raise NotFound("User not found.", code="user_not_found")
     return user
 
 
 async def get_user_with_subscription(
-    uow: UnitOfWork, user_id: uuid.UUID
+    db: Database, user_id: uuid.UUID
 ) -> tuple[User, SubscriptionState | None]:
-    async with uow:
-        user = await repository.get_user(uow.conn, user_id)
-        subscription = await subscription_state(uow.conn, user_id)
+    async with db.transaction() as tx:
+        user = await repository.get_user(tx.conn, user_id)
+        subscription = await subscription_state(tx.conn, user_id)
     if user is None:
         raise NotFound("User not found.", code="user_not_found")
     return user, subscription
 
 
-async def tokens_valid_after(uow: UnitOfWork, user_id: uuid.UUID) -> float | None:
-    user = await get_user(uow, user_id)
+async def tokens_valid_after(db: Database, user_id: uuid.UUID) -> float | None:
+    user = await get_user(db, user_id)
     return user.tokens_valid_after.timestamp() if user.tokens_valid_after else None
 
 
@@ -98,7 +98,7 @@ def token_lookup(pool: AsyncConnectionPool) -> Lookup:
 
     async def lookup(user_id: str) -> float | None:
         try:
-            return await tokens_valid_after(UnitOfWork(pool), uuid.UUID(user_id))
+            return await tokens_valid_after(Database(pool), uuid.UUID(user_id))
         except (ValueError, NotFound):
             raise UserGone(user_id) from None
 

@@ -18,7 +18,7 @@ from billing.schemas import (
     WebhookOut,
 )
 from billing.service import BillingContext
-from shared.db import Uow
+from shared.db import Db
 from shared.schemas import error_responses
 from shared.security import CurrentUser, CurrentUserId, from_app_state, user_id_of
 
@@ -31,9 +31,9 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
 @router.post(
     "/subscribe/pro", response_model=CheckoutOut, responses=error_responses(401, 409, 502, 503)
 )
-async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
+async def subscribe_pro(claims: CurrentUser, db: Db, ctx: Ctx) -> CheckoutOut:
     session_id, url = await service.start_checkout(
-        uow, ctx, user_id_of(claims), claims.mobile_number
+        db, ctx, user_id_of(claims), claims.mobile_number
     )
     return CheckoutOut(
         message="Stripe Checkout session created.",
@@ -42,8 +42,8 @@ async def subscribe_pro(claims: CurrentUser, uow: Uow, ctx: Ctx) -> CheckoutOut:
 
 
 @router.get("/subscription/status", response_model=StatusOut, responses=error_responses(401))
-async def subscription_status(user_id: CurrentUserId, uow: Uow) -> StatusOut:
-    plan = await service.current_plan(uow, user_id)
+async def subscription_status(user_id: CurrentUserId, db: Db) -> StatusOut:
+    plan = await service.current_plan(db, user_id)
     if plan is None:
         return StatusOut(
             data=StatusData(
@@ -63,8 +63,8 @@ async def subscription_status(user_id: CurrentUserId, uow: Uow) -> StatusOut:
 @router.post(
     "/subscription/portal", response_model=PortalOut, responses=error_responses(401, 404, 502)
 )
-async def subscription_portal(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> PortalOut:
-    return PortalOut(data=PortalData(url=await service.portal_url(uow, ctx, user_id)))
+async def subscription_portal(user_id: CurrentUserId, db: Db, ctx: Ctx) -> PortalOut:
+    return PortalOut(data=PortalData(url=await service.portal_url(db, ctx, user_id)))
 
 
 @router.post(
@@ -88,10 +88,10 @@ async def subscription_portal(user_id: CurrentUserId, uow: Uow, ctx: Ctx) -> Por
         }
     },
 )
-async def stripe_webhook(request: Request, uow: Uow, ctx: Ctx) -> WebhookOut:
+async def stripe_webhook(request: Request, db: Db, ctx: Ctx) -> WebhookOut:
     """A Stripe event, verified over the raw body with ``Stripe-Signature``; stored once
     by its id. A failure to apply it answers 500, so Stripe delivers it again."""
     payload = await request.body()
     event = service.verify(payload, request.headers.get("stripe-signature"), ctx.settings)
-    await service.receive(uow, ctx, payload, event)
+    await service.receive(db, ctx, payload, event)
     return WebhookOut()

@@ -13,7 +13,7 @@ from billing.service import BillingContext
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
 from shared.aio import sleep_unless
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
 from shared.metrics import on_scrape
@@ -32,7 +32,7 @@ def reprocessor(app: FastAPI, settings: Settings) -> Callable[[asyncio.Event], A
             await sleep_unless(stop, settings.reprocess_interval_seconds)
             try:
                 await service.reprocess_stored(
-                    UnitOfWork(app.state.pool), app.state.billing, settings.reprocess_after_seconds
+                    Database(app.state.pool), app.state.billing, settings.reprocess_after_seconds
                 )
             except Exception:
                 log.exception("billing.reprocessor_failed")

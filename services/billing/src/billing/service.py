@@ -16,7 +16,7 @@ from billing.projection import Plan, apply_snapshot, plan_for, user_id_of
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
 from shared import outbox
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.errors import AppError, Conflict, NotFound
 from shared.events import SubscriptionChanged
 
@@ -61,13 +61,13 @@ class BadWebhook(AppError):
 # -- Checkout, status, portal --------------------------------------------------------------
 
 
-async def current_plan(uow: UnitOfWork, user_id: uuid.UUID) -> Plan | None:
-    async with uow:
-        return await repository.get_plan(uow.conn, user_id)
+async def current_plan(db: Database, user_id: uuid.UUID) -> Plan | None:
+    async with db.transaction() as tx:
+        return await repository.get_plan(tx.conn, user_id)
 
 
 async def start_checkout(
-    uow: UnitOfWork,
+    db: Database,
     ctx: BillingContext,
     user_id: uuid.UUID,
     mobile_number: str | None,
@@ -77,16 +77,16 @@ async def start_checkout(
     Stripe customer is created once, however many requests race (the idempotency key is the
     user's)."""
     now = datetime.now(UTC)
-    async with uow:
-        plan = await repository.get_plan(uow.conn, user_id)
-        customer_id = await repository.customer_of(uow.conn, user_id)
+    async with db.transaction() as tx:
+        plan = await repository.get_plan(tx.conn, user_id)
+        customer_id = await repository.customer_of(tx.conn, user_id)
     if plan is not None and plan.tier(now) == "PRO":
         raise Conflict("You are already on the Pro plan.", code="already_pro")
     if customer_id is None:
         created = await ctx.stripe.create_customer(str(user_id), mobile_number)
-        async with uow:
-            customer_id = await repository.save_customer(uow.conn, user_id, created)
-    session = await _open_checkout_session(uow, ctx, user_id, now)
+        async with db.transaction() as tx:
+            customer_id = await repository.save_customer(tx.conn, user_id, created)
+    session = await _open_checkout_session(db, ctx, user_id, now)
     if session.stripe_session_id is not None and session.url is not None:
         log.info(
             "billing.checkout_reused", user_id=str(user_id), session_id=session.stripe_session_id
@@ -104,27 +104,27 @@ async def start_checkout(
         # or retry it after a failure, get the one session Stripe created for it.
         idempotency_key=f"checkout:{session.id}",
     )
-    async with uow:
-        await repository.record_checkout_session(uow.conn, session.id, session_id, url)
+    async with db.transaction() as tx:
+        await repository.record_checkout_session(tx.conn, session.id, session_id, url)
     log.info("billing.checkout_started", user_id=str(user_id), session_id=session_id)
     return session_id, url
 
 
 async def _open_checkout_session(
-    uow: UnitOfWork, ctx: BillingContext, user_id: uuid.UUID, now: datetime
+    db: Database, ctx: BillingContext, user_id: uuid.UUID, now: datetime
 ) -> repository.CheckoutSession:
     """The user's open session, reserved now if they had none."""
     ttl = timedelta(minutes=ctx.settings.checkout_session_ttl_minutes)
-    async with uow:
+    async with db.transaction() as tx:
         await repository.close_stale_checkout_sessions(
-            uow.conn, user_id, now, create_by=now + STRIPE_MIN_CHECKOUT_TTL
+            tx.conn, user_id, now, create_by=now + STRIPE_MIN_CHECKOUT_TTL
         )
-        return await repository.open_checkout_session(uow.conn, uuid.uuid4(), user_id, now + ttl)
+        return await repository.open_checkout_session(tx.conn, uuid.uuid4(), user_id, now + ttl)
 
 
-async def portal_url(uow: UnitOfWork, ctx: BillingContext, user_id: uuid.UUID) -> str:
-    async with uow:
-        customer_id = await repository.customer_of(uow.conn, user_id)
+async def portal_url(db: Database, ctx: BillingContext, user_id: uuid.UUID) -> str:
+    async with db.transaction() as tx:
+        customer_id = await repository.customer_of(tx.conn, user_id)
     if customer_id is None:
         raise NotFound("No billing account yet. Subscribe first.", code="no_billing_account")
     return await ctx.stripe.create_portal_session(customer_id, ctx.settings.client_url)
@@ -179,23 +179,19 @@ def subscription_id_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-async def receive(
-    uow: UnitOfWork, ctx: BillingContext, payload: bytes, event: dict[str, Any]
-) -> bool:
+async def receive(db: Database, ctx: BillingContext, payload: bytes, event: dict[str, Any]) -> bool:
     """Store a verified event once and apply it. False when it was a duplicate already
     applied. Raises when applying fails: the event stays stored, unprocessed, and Stripe's
     retry (or the reprocessing loop) applies it later."""
     created = datetime.fromtimestamp(int(event["created"]), UTC)
-    async with uow:
-        stored = await repository.store_event(
-            uow.conn, event["id"], event["type"], created, payload
-        )
+    async with db.transaction() as tx:
+        stored = await repository.store_event(tx.conn, event["id"], event["type"], created, payload)
     log.info("billing.event_received", event_id=event["id"], type=event["type"], new=stored)
     kind = (
         event["type"] if event["type"] in HANDLED or event["type"] in CHECKOUT_CLOSED else "other"
     )
     try:
-        applied = await process(uow, ctx, event["id"])
+        applied = await process(db, ctx, event["id"])
     except Exception:
         metrics.WEBHOOK_EVENTS.labels(kind, "failed").inc()
         raise
@@ -203,10 +199,10 @@ async def receive(
     return applied
 
 
-async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
+async def process(db: Database, ctx: BillingContext, event_id: str) -> bool:
     """Apply one stored event, once. True when this call applied it."""
-    async with uow:
-        stored = await repository.lock_event(uow.conn, event_id)
+    async with db.transaction() as tx:
+        stored = await repository.lock_event(tx.conn, event_id)
         if stored is None or stored.processed_at is not None:
             return False
         event = stored.payload
@@ -216,39 +212,37 @@ async def process(uow: UnitOfWork, ctx: BillingContext, event_id: str) -> bool:
         # duplicates and any arrival order end in Stripe's current state.
         snapshot = await ctx.stripe.get_subscription(subscription_id) if subscription_id else None
         as_of = datetime.now(UTC)
-        async with uow:
-            stored = await repository.lock_event(uow.conn, event_id)
+        async with db.transaction() as tx:
+            stored = await repository.lock_event(tx.conn, event_id)
             if stored is None or stored.processed_at is not None:
                 return False
             if snapshot is not None:
-                user_id = await _user_of(uow, event, snapshot)
+                user_id = await _user_of(tx, event, snapshot)
                 if user_id is None:
                     log.error("billing.event_unattributable", event_id=event_id)
                 else:
-                    await repository.add_snapshot(uow.conn, event_id, user_id, as_of, snapshot)
-                    await _refresh(uow, ctx, user_id, str(snapshot["id"]), announce=True)
+                    await repository.add_snapshot(tx.conn, event_id, user_id, as_of, snapshot)
+                    await _refresh(tx, ctx, user_id, str(snapshot["id"]), announce=True)
             elif event["type"] not in HANDLED:
                 log.info("billing.event_ignored", event_id=event_id, type=event["type"])
             if event["type"] in CHECKOUT_CLOSED:
-                await _close_checkout(uow, event, CHECKOUT_CLOSED[event["type"]])
-            await repository.mark_processed(uow.conn, event_id)
+                await _close_checkout(tx, event, CHECKOUT_CLOSED[event["type"]])
+            await repository.mark_processed(tx.conn, event_id)
     except Exception as exc:
-        async with uow:
-            await repository.record_failure(uow.conn, event_id, repr(exc))
+        async with db.transaction() as tx:
+            await repository.record_failure(tx.conn, event_id, repr(exc))
         raise
     return True
 
 
-async def _close_checkout(uow: UnitOfWork, event: dict[str, Any], status: str) -> None:
+async def _close_checkout(tx: Transaction, event: dict[str, Any], status: str) -> None:
     session_id = str(event["data"]["object"].get("id"))
-    closed = await repository.close_checkout_session(
-        uow.conn, session_id, status, datetime.now(UTC)
-    )
+    closed = await repository.close_checkout_session(tx.conn, session_id, status, datetime.now(UTC))
     log.info("billing.checkout_closed", session_id=session_id, status=status, ours=closed)
 
 
 async def _user_of(
-    uow: UnitOfWork, event: dict[str, Any], snapshot: dict[str, Any]
+    tx: Transaction, event: dict[str, Any], snapshot: dict[str, Any]
 ) -> uuid.UUID | None:
     candidates = [user_id_of(snapshot), event["data"]["object"].get("client_reference_id")]
     for candidate in candidates:
@@ -257,11 +251,11 @@ async def _user_of(
         except ValueError:
             continue
     customer = snapshot.get("customer")
-    return await repository.user_of_customer(uow.conn, str(customer)) if customer else None
+    return await repository.user_of_customer(tx.conn, str(customer)) if customer else None
 
 
 async def _refresh(
-    uow: UnitOfWork,
+    tx: Transaction,
     ctx: BillingContext,
     user_id: uuid.UUID,
     subscription_id: str,
@@ -273,27 +267,27 @@ async def _refresh(
 
     Folding every snapshot (not just applying the newest) keeps live handling identical to
     a rebuild even when a snapshot fetched earlier commits after a later one."""
-    await repository.lock_user(uow.conn, user_id)
+    await repository.lock_user(tx.conn, user_id)
     subscription = None
-    for snap in await repository.snapshots_of(uow.conn, subscription_id):
+    for snap in await repository.snapshots_of(tx.conn, subscription_id):
         subscription = (
             apply_snapshot(subscription, snap.snapshot, user_id, snap.as_of) or subscription
         )
     if subscription is None:
         return
-    await repository.save_subscription(uow.conn, subscription)
+    await repository.save_subscription(tx.conn, subscription)
     plan = plan_for(
         user_id,
-        await repository.subscriptions_of(uow.conn, user_id),
+        await repository.subscriptions_of(tx.conn, user_id),
         ctx.grace,
         ctx.settings.stripe_pro_price_id,
     )
-    previous = await repository.get_plan(uow.conn, user_id)
-    await repository.save_plan(uow.conn, plan, plan.tier(plan.as_of))
+    previous = await repository.get_plan(tx.conn, user_id)
+    await repository.save_plan(tx.conn, plan, plan.tier(plan.as_of))
     if announce and not plan.announces_the_same_as(previous):
         now = datetime.now(UTC)
         await outbox.add(
-            uow.conn,
+            tx.conn,
             SubscriptionChanged(
                 user_id=user_id,
                 tier=plan.tier(now),
@@ -311,28 +305,28 @@ async def _refresh(
         )
 
 
-async def reprocess_stored(uow: UnitOfWork, ctx: BillingContext, older_than: float) -> int:
+async def reprocess_stored(db: Database, ctx: BillingContext, older_than: float) -> int:
     """Apply stored events that are still unprocessed (a failed handler); returns how many
     were applied now."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    async with uow:
-        pending = await repository.unprocessed_events(uow.conn, cutoff)
+    async with db.transaction() as tx:
+        pending = await repository.unprocessed_events(tx.conn, cutoff)
     applied = 0
     for event_id in pending:
         try:
-            applied += await process(uow, ctx, event_id)
+            applied += await process(db, ctx, event_id)
         except Exception as exc:  # logged and kept for the next round
             log.warning("billing.reprocess_failed", event_id=event_id, error=repr(exc))
     return applied
 
 
-async def rebuild(uow: UnitOfWork, ctx: BillingContext) -> int:
+async def rebuild(db: Database, ctx: BillingContext) -> int:
     """Derive the projection again from the stored snapshots (no Stripe call, no event)."""
-    async with uow:
-        await repository.clear_projection(uow.conn)
-        snapshots = await repository.all_snapshots(uow.conn)
+    async with db.transaction() as tx:
+        await repository.clear_projection(tx.conn)
+        snapshots = await repository.all_snapshots(tx.conn)
         subscriptions = {(s.stripe_subscription_id, s.user_id) for s in snapshots}
         for subscription_id, user_id in sorted(subscriptions, key=str):
-            await _refresh(uow, ctx, user_id, subscription_id, announce=False)
+            await _refresh(tx, ctx, user_id, subscription_id, announce=False)
     log.info("billing.projection_rebuilt", snapshots=len(snapshots))
     return len(snapshots)

@@ -10,7 +10,7 @@ import pytest
 
 from billing import service
 from billing.app import create_app
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.events import SubscriptionChanged, decode
 from shared.testing.asgi import app_client
 from shared.testing.fixtures import mark_user_unrevoked
@@ -73,7 +73,7 @@ async def test_another_price_leaves_the_user_basic_live_and_after_rebuild_and_pr
         assert events, "the change is announced, so a consumer holding PRO would drop it"
         assert tier_a_consumer_derives(events[-1]) == "BASIC"
         assert events[-1].tier == "BASIC"
-        await service.rebuild(UnitOfWork(app.state.pool), ctx)
+        await service.rebuild(Database(app.state.pool), ctx)
         assert await tier() == "BASIC"
 
         # The Pro price: Pro, announced as such, and still after a rebuild.
@@ -89,5 +89,5 @@ async def test_another_price_leaves_the_user_basic_live_and_after_rebuild_and_pr
         )
         response = await billing.get("/api/v1/subscription/status", headers=auth)
         assert response.json()["data"]["status"] == "active"
-        await service.rebuild(UnitOfWork(app.state.pool), ctx)
+        await service.rebuild(Database(app.state.pool), ctx)
         assert await tier() == "PRO"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from billing import repository, service
 from billing.service import BillingContext
-from shared.db import UnitOfWork, open_pool
+from shared.db import Database, open_pool
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -46,18 +46,18 @@ async def test_a_late_older_snapshot_gives_the_same_projection_as_a_rebuild(
     try:
         for as_of, status in arrivals:
             event_id = f"evt_{uuid.uuid4().hex[:12]}"
-            async with UnitOfWork(pool) as uow:
-                await repository.store_event(uow.conn, event_id, "x", as_of, b"{}")
-                await repository.mark_processed(uow.conn, event_id)  # not for the reprocessor
+            async with Database(pool).transaction() as tx:
+                await repository.store_event(tx.conn, event_id, "x", as_of, b"{}")
+                await repository.mark_processed(tx.conn, event_id)  # not for the reprocessor
                 await repository.add_snapshot(
-                    uow.conn, event_id, user, as_of, snapshot(sub, user, status)
+                    tx.conn, event_id, user, as_of, snapshot(sub, user, status)
                 )
-                await service._refresh(uow, ctx, user, sub, announce=False)
-        async with UnitOfWork(pool) as uow:
-            live = await repository.get_subscription(uow.conn, sub)
+                await service._refresh(tx, ctx, user, sub, announce=False)
+        async with Database(pool).transaction() as tx:
+            live = await repository.get_subscription(tx.conn, sub)
         assert live.past_due_since == T1 + timedelta(minutes=1)  # the fold, not arrival order
-        await service.rebuild(UnitOfWork(pool), ctx)
-        async with UnitOfWork(pool) as uow:
-            assert await repository.get_subscription(uow.conn, sub) == live
+        await service.rebuild(Database(pool), ctx)
+        async with Database(pool).transaction() as tx:
+            assert await repository.get_subscription(tx.conn, sub) == live
     finally:
         await pool.close()

@@ -12,7 +12,7 @@ from billing import service
 from billing.app import create_app
 from dev.stripe_sim.app import SimConfig
 from dev.stripe_sim.app import create_app as create_stripe_sim
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.testing.asgi import app_client, served
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -75,7 +75,7 @@ async def test_failed_event_answers_5xx_and_is_reprocessed_later(
         app = create_app(up)
         async with app_client(app) as billing:
             applied = await service.reprocess_stored(
-                UnitOfWork(app.state.pool), app.state.billing, older_than=0
+                Database(app.state.pool), app.state.billing, older_than=0
             )
             assert applied == 1
             assert event_row(billing_database_url, event_id)[0] is True

@@ -10,7 +10,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import metrics, prompts, quota, rooms, stream_slots, streaming
+from chat import list_cache, metrics, prompts, quota, rooms, stream_slots, streaming
 from chat.context import ChatContext
 from chat.repository import Chatroom, Message
 from chat.schemas import (
@@ -37,7 +37,7 @@ from chat.schemas import (
     UsageData,
     UsageOut,
 )
-from shared.db import UnitOfWork, Uow
+from shared.db import Database, Db
 from shared.errors import Conflict, NotFound
 from shared.schemas import error_responses
 from shared.security import CurrentUserId, from_app_state
@@ -121,9 +121,9 @@ ROOM_LINKS = {
     responses={201: {"links": ROOM_LINKS}, **error_responses(400, 401, 409)},
 )
 async def create_chatroom(
-    user: CurrentUserId, uow: Uow, ctx: Ctx, body: NewChatroomIn | None = None
+    user: CurrentUserId, db: Db, ctx: Ctx, body: NewChatroomIn | None = None
 ) -> ChatroomCreatedOut:
-    room = await rooms.create_chatroom(uow, ctx, user, body.name if body else None)
+    room = await rooms.create_chatroom(db, ctx, user, body.name if body else None)
     return ChatroomCreatedOut(
         message="Chatroom created successfully.", data=ChatroomData(chatroom=room_out(room))
     )
@@ -132,19 +132,21 @@ async def create_chatroom(
 @router.get("/chatroom", response_model=ChatroomListOut, responses=error_responses(400, 401))
 async def list_chatrooms(
     user: CurrentUserId,
-    uow: Uow,
+    db: Db,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    def render(rooms: list[Chatroom], next_cursor: str | None) -> str:
-        return ChatroomListOut(
-            results=len(rooms),
-            data=ChatroomListData(chatrooms=[room_out(r) for r in rooms], next_cursor=next_cursor),
-        ).model_dump_json(by_alias=True)
-
-    # The JSON as rendered (or cached): not parsed and validated again on every read.
-    page = await rooms.list_chatrooms(uow, ctx, user, limit, cursor, render)
+    lookup = await list_cache.read(ctx, user, limit) if cursor is None else list_cache.MISS
+    if lookup.body is not None:
+        # The body as rendered before: not parsed and rendered again on every read.
+        return Response(lookup.body, media_type="application/json")
+    found, next_cursor = await rooms.list_chatrooms(db, user, limit, cursor)
+    page = ChatroomListOut(
+        results=len(found),
+        data=ChatroomListData(chatrooms=[room_out(r) for r in found], next_cursor=next_cursor),
+    ).model_dump_json(by_alias=True)
+    await list_cache.store(ctx, lookup, page)
     return Response(page, media_type="application/json")
 
 
@@ -156,13 +158,13 @@ async def list_chatrooms(
 async def get_chatroom(
     chatroom_id: str,
     user: CurrentUserId,
-    uow: Uow,
+    db: Db,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ChatroomDetailOut:
     before_id = _uuid(before, "Message") if before else None
     room, messages, has_more = await rooms.get_chatroom(
-        uow, user, _uuid(chatroom_id), limit, before_id
+        db, user, _uuid(chatroom_id), limit, before_id
     )
     detail = ChatroomWithMessages(
         **room_out(room).model_dump(),
@@ -178,9 +180,9 @@ async def get_chatroom(
     responses=error_responses(400, 401, 404),
 )
 async def rename_chatroom(
-    chatroom_id: str, body: ChatroomIn, user: CurrentUserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, body: ChatroomIn, user: CurrentUserId, db: Db, ctx: Ctx
 ) -> ChatroomOutEnvelope:
-    room = await rooms.rename_chatroom(uow, ctx, user, _uuid(chatroom_id), body.name)
+    room = await rooms.rename_chatroom(db, ctx, user, _uuid(chatroom_id), body.name)
     return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
 
 
@@ -190,8 +192,8 @@ async def rename_chatroom(
     response_class=Response,
     responses=error_responses(401, 404),
 )
-async def delete_chatroom(chatroom_id: str, user: CurrentUserId, uow: Uow, ctx: Ctx) -> Response:
-    await rooms.delete_chatroom(uow, ctx, user, _uuid(chatroom_id))
+async def delete_chatroom(chatroom_id: str, user: CurrentUserId, db: Db, ctx: Ctx) -> Response:
+    await rooms.delete_chatroom(db, ctx, user, _uuid(chatroom_id))
     return Response(status_code=204)
 
 
@@ -202,11 +204,11 @@ async def delete_chatroom(chatroom_id: str, user: CurrentUserId, uow: Uow, ctx: 
     responses=error_responses(400, 401, 404, 409, 429),
 )
 async def send_message(
-    chatroom_id: str, body: MessageIn, response: Response, user: CurrentUserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, body: MessageIn, response: Response, user: CurrentUserId, db: Db, ctx: Ctx
 ) -> MessageQueuedOut:
     try:
         queued = await prompts.queue_message(
-            uow, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
+            db, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
         )
     except quota.DailyLimitReached:
         metrics.PROMPTS.labels("daily_limit").inc()
@@ -233,11 +235,11 @@ async def send_message(
     responses=error_responses(401, 404),
 )
 async def stop_reply(
-    chatroom_id: str, reply_id: str, user: CurrentUserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, reply_id: str, user: CurrentUserId, db: Db, ctx: Ctx
 ) -> ReplyOut:
     """Stop a reply being generated: it ends ``cancelled`` with the text so far. A reply
     that already finished is returned as it is."""
-    reply = await prompts.stop_reply(uow, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
+    reply = await prompts.stop_reply(db, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
     return ReplyOut(message="Reply stopped.", data=ReplyData(reply=message_out(reply)))
 
 
@@ -248,14 +250,14 @@ async def stop_reply(
     responses=error_responses(401, 404, 409, 429),
 )
 async def regenerate_reply(
-    chatroom_id: str, reply_id: str, response: Response, user: CurrentUserId, uow: Uow, ctx: Ctx
+    chatroom_id: str, reply_id: str, response: Response, user: CurrentUserId, db: Db, ctx: Ctx
 ) -> RegeneratedOut:
     """A new reply to the same prompt (the quota applies); the old one is kept, marked
     ``supersededBy`` the new one. Only the room's last reply, once it is final."""
     room_id, old_id = _uuid(chatroom_id), _uuid(reply_id, "Reply")
-    queued = await prompts.regenerate_reply(uow, ctx, user, room_id, old_id, correlation_id.get())
+    queued = await prompts.regenerate_reply(db, ctx, user, room_id, old_id, correlation_id.get())
     response.headers.update(quota.rate_limit_headers(queued.usage))
-    previous = await prompts.get_reply(uow, user, room_id, old_id)
+    previous = await prompts.get_reply(db, user, room_id, old_id)
     reply = queued.reply
     return RegeneratedOut(
         message="Regenerating the reply.",
@@ -295,7 +297,7 @@ async def stream_reply(
     pool = request.app.state.pool
 
     async def load() -> Message:
-        return await prompts.get_reply(UnitOfWork(pool), user, room_id, reply_uuid)
+        return await prompts.get_reply(Database(pool), user, room_id, reply_uuid)
 
     await load()  # 404 before the stream starts
     lease = await ctx.streams.take(user)  # and 429/503
@@ -316,8 +318,8 @@ async def stream_reply(
 
 
 @router.get("/usage", response_model=UsageOut, responses=error_responses(401))
-async def get_usage(user: CurrentUserId, uow: Uow, ctx: Ctx) -> UsageOut:
-    usage = await quota.usage(uow, ctx, user)
+async def get_usage(user: CurrentUserId, db: Db, ctx: Ctx) -> UsageOut:
+    usage = await quota.usage(db, ctx, user)
     return UsageOut(
         data=UsageData(
             tier=usage.tier,

@@ -6,18 +6,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from chat import list_cache
 from chat.settings import Settings
 from chat.stream_slots import StreamSlots
 
 PRODUCER = "chat"
-
-# The chatroom list cache's read (chat/rooms.py): the version and the page under it in one
-# round trip. KEYS[1] the version key, ARGV the page key around the version. (The page key
-# is built inside: fine on one Redis server, not on a cluster.)
-LIST_CACHE_READ = """
-local version = redis.call('GET', KEYS[1]) or '0'
-return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
-"""
 
 
 @dataclass
@@ -27,4 +20,4 @@ class ChatContext:
     streams: StreamSlots
 
     def __post_init__(self) -> None:
-        self.list_cache_read = self.redis.register_script(LIST_CACHE_READ)
+        self.list_cache_read = self.redis.register_script(list_cache.READ_SCRIPT)

@@ -29,7 +29,7 @@ def without_nul(text: str) -> str:
 
 async def on_reply_completed(event: ReplyCompleted, delivery: Delivery) -> None:
     await prompts.complete_reply(
-        delivery.uow,
+        delivery.tx,
         event.reply_id,
         text=without_nul(event.text),
         finish_reason=event.finish_reason,
@@ -40,7 +40,7 @@ async def on_reply_completed(event: ReplyCompleted, delivery: Delivery) -> None:
 
 async def on_reply_failed(event: ReplyFailed, delivery: Delivery) -> None:
     await prompts.fail_reply(
-        delivery.uow,
+        delivery.tx,
         event.reply_id,
         status=event.status,
         code=event.reason,
@@ -51,13 +51,13 @@ async def on_reply_failed(event: ReplyFailed, delivery: Delivery) -> None:
 
 async def on_chatroom_title_suggested(event: ChatroomTitleSuggested, delivery: Delivery) -> None:
     renamed = await rooms.apply_title(
-        delivery.uow, delivery.ctx, event.chatroom_id, event.user_id, event.title
+        delivery.tx, delivery.ctx, event.chatroom_id, event.user_id, event.title
     )
     log.info("chat.title_suggested", chatroom_id=str(event.chatroom_id), renamed=renamed)
 
 
 async def on_subscription_changed(event: SubscriptionChanged, delivery: Delivery) -> None:
-    applied = await project_subscription_changed(delivery.uow.conn, event)
+    applied = await project_subscription_changed(delivery.tx.conn, event)
     log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 

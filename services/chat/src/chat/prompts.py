@@ -1,5 +1,5 @@
 """Prompts and their replies: send, regenerate, stop, read one reply, and what the reply
-events do. Each use case takes a unit of work and owns its transaction, except the event
+events do. Each use case takes the Database and runs its own transactions, except the event
 handlers' (they run in the consumer's)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from chat.repository import Message
 from chat.rooms import room_not_found
 from chat.settings import Settings
 from shared import outbox, replies
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import HistoryTurn, MessageQueued
 
@@ -50,10 +50,10 @@ def _prompt_text(raw: str, settings: Settings) -> str:
     return text
 
 
-async def _history(uow: UnitOfWork, settings: Settings, prompt: Message) -> list[HistoryTurn]:
+async def _history(tx: Transaction, settings: Settings, prompt: Message) -> list[HistoryTurn]:
     """The conversation before ``prompt``, bounded (see ``_bounded_history``)."""
     rows = await repository.conversation_before(
-        uow.conn, prompt.chatroom_id, prompt.seq, settings.history_max_turns
+        tx.conn, prompt.chatroom_id, prompt.seq, settings.history_max_turns
     )
     return _bounded_history(settings, rows)
 
@@ -76,7 +76,7 @@ def _bounded_history(settings: Settings, rows: list[tuple[str, str]]) -> list[Hi
 
 
 async def queue(
-    uow: UnitOfWork,
+    tx: Transaction,
     settings: Settings,
     prompt: Message,
     reply: Message,
@@ -91,19 +91,19 @@ async def queue(
         chatroom_id=prompt.chatroom_id,
         user_id=prompt.user_id,
         prompt=prompt.content,
-        history=await _history(uow, settings, prompt),
+        history=await _history(tx, settings, prompt),
         attempt=attempt,
         want_title=want_title,
     )
-    await outbox.add(uow.conn, event, producer=PRODUCER, correlation_id=correlation_id)
+    await outbox.add(tx.conn, event, producer=PRODUCER, correlation_id=correlation_id)
 
 
-async def _new_reply(uow: UnitOfWork, prompt: Message, day: date) -> Message:
+async def _new_reply(tx: Transaction, prompt: Message, day: date) -> Message:
     """A queued reply to ``prompt``; 409 while another reply in the room is pending."""
     try:
-        async with uow.conn.transaction():  # a savepoint: the conflict is expected
+        async with tx.conn.transaction():  # a savepoint: the conflict is expected
             return await repository.insert_message(
-                uow.conn,
+                tx.conn,
                 message_id=uuid.uuid4(),
                 chatroom_id=prompt.chatroom_id,
                 user_id=prompt.user_id,
@@ -125,7 +125,7 @@ def _reply_pending() -> Conflict:
 
 
 async def queue_message(
-    uow: UnitOfWork,
+    db: Database,
     ctx: ChatContext,
     user_id: uuid.UUID,
     room_id: uuid.UUID,
@@ -144,7 +144,7 @@ async def queue_message(
     settings = ctx.settings
     now = datetime.now(UTC)
     day, resets_at = utc_day(now), next_midnight(now)
-    async with uow.autocommit() as tx:
+    async with db.autocommit() as tx:
         context = await repository.prompt_context(
             tx.conn, room_id, user_id, day, settings.history_max_turns
         )
@@ -192,7 +192,7 @@ async def queue_message(
 
 
 async def regenerate_reply(
-    uow: UnitOfWork,
+    db: Database,
     ctx: ChatContext,
     user_id: uuid.UUID,
     room_id: uuid.UUID,
@@ -202,27 +202,27 @@ async def regenerate_reply(
     """A new reply to the prompt of the room's last reply (quota applies); the previous
     reply is kept, marked superseded by the new one."""
     now = datetime.now(UTC)
-    async with uow:
-        room = await repository.get_chatroom(uow.conn, room_id, user_id, lock=True)
-        old = await repository.get_message(uow.conn, reply_id, room_id, user_id)
+    async with db.transaction() as tx:
+        room = await repository.get_chatroom(tx.conn, room_id, user_id, lock=True)
+        old = await repository.get_message(tx.conn, reply_id, room_id, user_id)
         if room is None or old is None or old.role != "GEMINI" or old.reply_to is None:
             raise NotFound("Reply not found.", code="reply_not_found")
         if old.status in repository.PENDING:
             raise Conflict("This reply is still being generated.", code="reply_pending")
-        if await repository.latest_reply_id(uow.conn, room_id) != old.id:
+        if await repository.latest_reply_id(tx.conn, room_id) != old.id:
             raise Conflict("Only the last reply can be regenerated.", code="not_last_reply")
-        prompt = await repository.get_message_by_id(uow.conn, old.reply_to)
+        prompt = await repository.get_message_by_id(tx.conn, old.reply_to)
         assert prompt is not None
-        usage = await take_quota(uow, ctx, user_id, now)
-        reply = await _new_reply(uow, prompt, utc_day(now))
-        await repository.supersede(uow.conn, old.id, reply.id)
-        await queue(uow, ctx.settings, prompt, reply, 1, correlation_id)
+        usage = await take_quota(tx, ctx, user_id, now)
+        reply = await _new_reply(tx, prompt, utc_day(now))
+        await repository.supersede(tx.conn, old.id, reply.id)
+        await queue(tx, ctx.settings, prompt, reply, 1, correlation_id)
     log.info("chat.reply_regenerated", reply_id=str(reply.id), superseded=str(old.id))
     return QueuedPrompt(prompt, reply, usage)
 
 
 async def stop_reply(
-    uow: UnitOfWork,
+    db: Database,
     ctx: ChatContext,
     user_id: uuid.UUID,
     room_id: uuid.UUID,
@@ -230,30 +230,30 @@ async def stop_reply(
 ) -> Message:
     """End a reply being generated as ``cancelled`` with the text produced so far (it
     still counts against the quota). A reply already final is returned unchanged."""
-    reply = await get_reply(uow, user_id, room_id, reply_id)
+    reply = await get_reply(db, user_id, room_id, reply_id)
     if reply.status not in repository.PENDING:
         return reply
     so_far = await replies.read_all(ctx.redis, str(reply_id))
-    async with uow:
-        cancelled = await repository.cancel_reply(uow.conn, reply_id, so_far.text)
+    async with db.transaction() as tx:
+        cancelled = await repository.cancel_reply(tx.conn, reply_id, so_far.text)
 
         async def tell_the_worker() -> None:
             # The worker stops; readers of the live stream see the end at once.
             await replies.request_stop(ctx.redis, str(reply_id), ttl=3600)
 
         if cancelled is not None:
-            uow.after_commit(tell_the_worker)
+            tx.after_commit(tell_the_worker)
     if cancelled is None:  # it finished meanwhile
-        return await get_reply(uow, user_id, room_id, reply_id)
+        return await get_reply(db, user_id, room_id, reply_id)
     log.info("chat.reply_stopped", reply_id=str(reply_id), chars=len(cancelled.content))
     return cancelled
 
 
 async def get_reply(
-    uow: UnitOfWork, user_id: uuid.UUID, room_id: uuid.UUID, reply_id: uuid.UUID
+    db: Database, user_id: uuid.UUID, room_id: uuid.UUID, reply_id: uuid.UUID
 ) -> Message:
-    async with uow:
-        reply = await repository.get_message(uow.conn, reply_id, room_id, user_id)
+    async with db.transaction() as tx:
+        reply = await repository.get_message(tx.conn, reply_id, room_id, user_id)
     if reply is None or reply.role != "GEMINI":
         raise NotFound("Reply not found.", code="reply_not_found")
     return reply
@@ -263,7 +263,7 @@ async def get_reply(
 
 
 async def complete_reply(
-    uow: UnitOfWork,
+    tx: Transaction,
     reply_id: uuid.UUID,
     *,
     text: str,
@@ -273,7 +273,7 @@ async def complete_reply(
 ) -> None:
     """Store the answer, once: a reply already final (or gone) is left as it is."""
     stored = await repository.complete_reply(
-        uow.conn,
+        tx.conn,
         reply_id,
         text=text,
         finish_reason=finish_reason,
@@ -284,7 +284,7 @@ async def complete_reply(
 
 
 async def fail_reply(
-    uow: UnitOfWork,
+    tx: Transaction,
     reply_id: uuid.UUID,
     *,
     status: str,
@@ -293,12 +293,12 @@ async def fail_reply(
     partial_text: str = "",
 ) -> None:
     reply = await repository.fail_reply(
-        uow.conn, reply_id, status=status, code=code, message=message, partial_text=partial_text
+        tx.conn, reply_id, status=status, code=code, message=message, partial_text=partial_text
     )
     if reply is None:
         return
     # A failure is ours or the model's: the prompt is not counted. A safety block is the
     # prompt's own outcome and stays counted.
     if status == "failed" and reply.quota_day is not None:
-        await repository.give_back_quota_unit(uow.conn, reply.user_id, reply.quota_day)
+        await repository.give_back_quota_unit(tx.conn, reply.user_id, reply.quota_day)
     log.info("chat.reply_failed", reply_id=str(reply_id), status=status, code=code)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from chat import repository
 from chat.context import ChatContext
 from chat.settings import Settings
-from shared.db import UnitOfWork
+from shared.db import Database, Transaction
 from shared.errors import AppError
 from shared.tiers import SubscriptionState, Tier, subscription_state
 
@@ -75,23 +75,23 @@ def daily_limit(settings: Settings, tier: Tier) -> int | None:
     return settings.basic_tier_daily_prompt_limit if tier == "BASIC" else None
 
 
-async def tier_of(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> Tier:
-    return tier_from(await subscription_state(uow.conn, user_id), now)
+async def tier_of(tx: Transaction, user_id: uuid.UUID, now: datetime) -> Tier:
+    return tier_from(await subscription_state(tx.conn, user_id), now)
 
 
-async def usage(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID) -> Usage:
+async def usage(db: Database, ctx: ChatContext, user_id: uuid.UUID) -> Usage:
     now = datetime.now(UTC)
-    async with uow:
-        tier = await tier_of(uow, user_id, now)
-        used = await repository.quota_used(uow.conn, user_id, utc_day(now))
+    async with db.transaction() as tx:
+        tier = await tier_of(tx, user_id, now)
+        used = await repository.quota_used(tx.conn, user_id, utc_day(now))
     return Usage(tier, daily_limit(ctx.settings, tier), used, next_midnight(now))
 
 
-async def take_quota(uow: UnitOfWork, ctx: ChatContext, user_id: uuid.UUID, now: datetime) -> Usage:
+async def take_quota(tx: Transaction, ctx: ChatContext, user_id: uuid.UUID, now: datetime) -> Usage:
     """Count one prompt against today's quota (Basic), or raise 429 at the limit."""
-    tier = await tier_of(uow, user_id, now)
+    tier = await tier_of(tx, user_id, now)
     limit = daily_limit(ctx.settings, tier)
-    used = await repository.take_quota_unit(uow.conn, user_id, utc_day(now), limit)
+    used = await repository.take_quota_unit(tx.conn, user_id, utc_day(now), limit)
     if used is None:
         assert limit is not None
         raise DailyLimitReached(Usage(tier, limit, limit, next_midnight(now)))

@@ -15,7 +15,7 @@ from chat import repository
 from chat.prompts import fail_reply, queue
 from chat.settings import Settings
 from shared.aio import sleep_unless
-from shared.db import UnitOfWork
+from shared.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -29,17 +29,17 @@ async def set_redis_marker(redis: Redis) -> bool:
 
 
 async def requeue_stale_replies(
-    uow: UnitOfWork, settings: Settings, queued_before: datetime, *, batch: int = 100
+    db: Database, settings: Settings, queued_before: datetime, *, batch: int = 100
 ) -> int:
     """Queue again one batch of pending replies last queued before ``queued_before`` (their
     event was lost, or no worker answered); fail them after ``max_requeues``, giving the
     quota unit back. Returns how many it looked at."""
-    async with uow:
-        stale = await repository.stale_pending_replies(uow.conn, queued_before, batch)
+    async with db.transaction() as tx:
+        stale = await repository.stale_pending_replies(tx.conn, queued_before, batch)
         for reply in stale:
             if reply.attempts > settings.max_requeues:
                 await fail_reply(
-                    uow,
+                    tx,
                     reply.id,
                     status="failed",
                     code="timeout",
@@ -48,17 +48,17 @@ async def requeue_stale_replies(
                 )
                 continue
             prompt = (
-                await repository.get_message_by_id(uow.conn, reply.reply_to)
+                await repository.get_message_by_id(tx.conn, reply.reply_to)
                 if reply.reply_to
                 else None
             )
             if prompt is None:  # cannot be asked again without its prompt
                 await fail_reply(
-                    uow, reply.id, status="failed", code="prompt_missing", message="Lost prompt."
+                    tx, reply.id, status="failed", code="prompt_missing", message="Lost prompt."
                 )
                 continue
-            attempt = await repository.mark_requeued(uow.conn, reply.id)
-            await queue(uow, settings, prompt, reply, attempt, None)
+            attempt = await repository.mark_requeued(tx.conn, reply.id)
+            await queue(tx, settings, prompt, reply, attempt, None)
             log.warning("chat.reply_requeued", reply_id=str(reply.id), attempt=attempt)
     return len(stale)
 
@@ -78,7 +78,7 @@ def loop(
                     # Also on the very first start against this Redis: harmless then.
                     log.warning("chat.redis_marker_missing_requeueing_all_pending")
                     cutoff = now
-                while await requeue_stale_replies(UnitOfWork(pool), settings, cutoff):
+                while await requeue_stale_replies(Database(pool), settings, cutoff):
                     pass
             except Exception:
                 log.exception("chat.reconciler_failed")

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from chat import prompts, streaming
 from dev.proc import free_port
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.testing.wait import eventually
 
 WATCH_SECONDS = 2.0
@@ -119,7 +119,7 @@ async def test_an_unreachable_redis_is_retried_with_growing_waits(api, user, app
     )
 
     async def load():
-        return await prompts.get_reply(UnitOfWork(app.state.pool), user_id, room, reply)
+        return await prompts.get_reply(Database(app.state.pool), user_id, room, reply)
 
     events = streaming.reply_events(dead, reply, load, lambda m: {}, None)
     reader = asyncio.create_task(anext(events))

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from chat import reconciler
-from shared.db import UnitOfWork
+from shared.db import Database
 from shared.events import ReplyCompleted
 from shared.replies import End, append_end, append_reset, append_token
 from shared.testing.wait import eventually
@@ -160,7 +160,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
     await eventually(lambda: bus.queued(reply_id))
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)
-    await reconciler.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+    await reconciler.requeue_stale_replies(Database(app.state.pool), chat_settings, cutoff)
 
     async def requeued() -> bool:
         return len(await bus.queued(reply_id)) == 2
@@ -172,7 +172,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
 
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)
-    await reconciler.requeue_stale_replies(UnitOfWork(app.state.pool), chat_settings, cutoff)
+    await reconciler.requeue_stale_replies(Database(app.state.pool), chat_settings, cutoff)
     reply = (await api.room(user, room_id))["messages"][-1]
     assert reply["status"] == "failed" and reply["errorCode"] == "timeout"
     assert (await api.usage(user))["used"] == 0
@@ -186,7 +186,7 @@ async def test_redis_losing_its_data_requeues_every_pending_reply(api, user, bus
     await redis.delete(reconciler.REDIS_ALIVE_KEY)  # what a flush or a restart does
     assert await reconciler.set_redis_marker(redis)
     await reconciler.requeue_stale_replies(
-        UnitOfWork(app.state.pool), app.state.settings, datetime.now(UTC)
+        Database(app.state.pool), app.state.settings, datetime.now(UTC)
     )
 
     async def requeued() -> bool:
