@@ -460,6 +460,32 @@ def usage_and_limit() -> Item:
             """,
         ),
         request(
+            "Models of the plan",
+            "GET",
+            f"{API}/models",
+            status=200,
+            test="""
+            const models = pm.response.json().data;
+            pm.test('Basic: its own model, nothing else to choose', () => {
+                pm.expect(models.tier).to.equal('BASIC');
+                pm.expect(models.allowed).to.eql([models.default]);
+            });
+            pm.collectionVariables.set('defaultModel', models.default);
+            """,
+        ),
+        request(
+            "Choose the chatroom's model",
+            "PUT",
+            f"{room}/model",
+            status=200,
+            body={"model": "{{defaultModel}}"},
+            test="""
+            const chatroom = pm.response.json().data.chatroom;
+            pm.test('chosen', () => pm.expect(chatroom.model)
+                .to.equal(pm.collectionVariables.get('defaultModel')));
+            """,
+        ),
+        request(
             "Prompt until the daily limit",
             "POST",
             f"{room}/message",

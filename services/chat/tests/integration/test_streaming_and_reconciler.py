@@ -169,6 +169,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
     first, second = await bus.queued(reply_id)
     assert (first.attempt, second.attempt) == (1, 2)
     assert second.prompt == first.prompt
+    assert second.model == first.model == chat_settings.gemini_model_basic  # the reply's own
 
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)

@@ -50,6 +50,12 @@ class MessageQueued(Event):
     want_title: bool = Field(
         default=False, description="the chatroom awaits an automatic title from this exchange"
     )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the Gemini model to ask: the user's tier's, or the chatroom's choice"
+        " among those its tier allows (None: the worker's GEMINI_MODEL)",
+    )
 
 
 @register

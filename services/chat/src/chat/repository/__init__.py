@@ -34,6 +34,7 @@ from chat.repository.rooms import (
     list_chatrooms,
     lock_user_chatrooms,
     rename_chatroom,
+    set_chatroom_model,
 )
 from chat.repository.rows import PENDING, Chatroom, Message, MessageStatus, Role
 
@@ -67,6 +68,7 @@ __all__ = [
     "quota_used",
     "rename_chatroom",
     "set_auto_title",
+    "set_chatroom_model",
     "stale_pending_replies",
     "store_prompt",
     "supersede",

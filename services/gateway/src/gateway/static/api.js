@@ -93,6 +93,9 @@ export const api = {
       `/chatroom/${encodeURIComponent(roomId)}/message/${encodeURIComponent(replyId)}/regenerate`,
     ),
   usage: () => request("GET", "/usage"),
+  models: () => request("GET", "/models"),
+  chooseModel: (id, model) =>
+    request("PUT", `/chatroom/${encodeURIComponent(id)}/model`, { body: { model } }),
   subscribe: () => request("POST", "/subscribe/pro"),
   subscription: () => request("GET", "/subscription/status"),
 
