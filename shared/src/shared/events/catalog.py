@@ -94,6 +94,16 @@ class ChatroomTitleSuggested(Event):
 
 
 @register
+class UserDeleted(Event):
+    """auth: an account was deleted (DELETE /user/me). Every service erases what it holds
+    of the user (each consumer idempotently: a second delivery finds nothing left). Carries
+    the id only: the event outlives the account in the stream, the number must not."""
+
+    user_id: uuid.UUID
+    deleted_at: datetime
+
+
+@register
 class SubscriptionChanged(Event):
     """billing: the user's subscription state changed. Carries enough for a consumer to
     derive the tier itself at any later time (shared.tiers.derive_tier); ``as_of`` orders
