@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection
+from typing import cast
 
 import structlog
 from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
 from shared.dlq import dlq_stream
+from shared.redis import Entries
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +50,7 @@ async def erase_from_stream(
     for name in (stream, dlq_stream(stream)):
         start = "-"
         while True:
-            page = await redis.xrange(name, min=start, max="+", count=PAGE)
+            page = cast(Entries, await redis.xrange(name, min=start, max="+", count=PAGE))
             matched = [entry_id for entry_id, fields in page if _about(fields, target, keep)]
             if matched:
                 erased += await redis.xdel(name, *matched)
