@@ -59,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     protected("POST", "/auth/logout", "auth"),
     protected("GET", "/auth/me", "auth"),
     protected("GET", "/user/me", "auth"),
+    protected("DELETE", "/user/me", "auth"),
     protected("POST", "/chatroom", "chat"),
     protected("GET", "/chatroom", "chat"),
     protected("GET", "/chatroom/{id}", "chat"),
