@@ -21,6 +21,7 @@ from gateway.openapi import TITLE, MergedOpenAPI
 from gateway.proxy import Proxy, unavailable, upstream_session
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
+from gateway.share_page import share_page
 from shared import tracing
 from shared.errors import error_response
 from shared.http import ReadinessCheck, RequestLogMiddleware
@@ -227,6 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
     for page in CLIENT_PAGES:
         app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
+    app.add_route("/s/{token}", share_page, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))
     # Last: everything else, any method, goes through the route table.
     app.router.routes.append(Route("/{path:path}", _AnyMethod(gateway_endpoint)))

@@ -68,6 +68,11 @@ ROUTES: tuple[Route, ...] = (
     protected_stream("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),
+    protected("POST", "/chatroom/{id}/share", "chat"),
+    protected("DELETE", "/chatroom/{id}/share", "chat"),
+    protected("GET", "/chatroom/{id}/export", "chat"),
+    # Read by whoever holds the link; chat looks the token up by its hash.
+    public("GET", "/shared/{token}", "chat"),
     protected("GET", "/usage", "chat"),
     protected("POST", "/subscribe/pro", "billing"),
     protected("GET", "/subscription/status", "billing"),
