@@ -7,12 +7,10 @@ import asyncio
 import hashlib
 import json
 import re
-import uuid
 
 import psycopg
 import pytest
 
-from shared.events import ReplyCompleted, TokenUsage
 from shared.testing.wait import eventually
 
 
@@ -21,17 +19,7 @@ async def exchange(api, bus, user, room_id: str, prompt: str, answer: str) -> di
     sent = await api.send(user, room_id, prompt)
     assert sent.status_code == 201, sent.text
     reply_id = sent.json()["data"]["reply"]["id"]
-    usage = TokenUsage(prompt_tokens=1, output_tokens=1, total_tokens=2)
-    await bus.emit(
-        ReplyCompleted(
-            reply_id=uuid.UUID(reply_id),
-            chatroom_id=uuid.UUID(room_id),
-            user_id=user.id,
-            text=answer,
-            finish_reason="STOP",
-            usage=usage,
-        )
-    )
+    await bus.complete(user, room_id, reply_id, answer)
 
     async def stored() -> dict | None:
         messages = (await api.room(user, room_id))["messages"]
@@ -100,16 +88,7 @@ async def test_later_messages_and_a_pending_reply_are_not_in_the_snapshot(
 
     room_now = await api.room(user, room["id"])
     pending = room_now["messages"][-1]
-    await bus.emit(
-        ReplyCompleted(
-            reply_id=uuid.UUID(pending["id"]),
-            chatroom_id=uuid.UUID(room["id"]),
-            user_id=user.id,
-            text="A later answer",
-            finish_reason="STOP",
-            usage=TokenUsage(prompt_tokens=1, output_tokens=1, total_tokens=2),
-        )
-    )
+    await bus.complete(user, room["id"], pending["id"], "A later answer")
     await bus.handled()
     await exchange(api, bus, user, room["id"], "One more", "And another answer")
     after = (await shared(client, token)).json()["data"]["share"]["messages"]
