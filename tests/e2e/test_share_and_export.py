@@ -71,7 +71,9 @@ async def owner(api) -> Owner:
     return person
 
 
-async def test_a_shared_chat_opens_without_login_as_it_was_and_not_once_revoked(api, owner) -> None:
+async def test_a_shared_chat_opens_without_login_as_it_was_and_not_once_revoked(
+    api, owner, stack, traces
+) -> None:
     link = await owner.share()
     assert TOKEN.fullmatch(link["token"])
     assert link["path"] == f"/s/{link['token']}"
@@ -112,6 +114,32 @@ async def test_a_shared_chat_opens_without_login_as_it_was_and_not_once_revoked(
     assert gone.headers["content-security-policy"] == SHARE_CONTENT_SECURITY_POLICY
     assert "Yoga" not in gone.text
     assert (await api.get(f"/api/v1/shared/{link['token']}")).status_code == 404
+
+    # The token opens the chat: no log holds it, they name the route's template instead.
+    logs = {name: stack.log_dir / f"{name}.log" for name in ("gateway", "chat")}
+
+    def logged(name: str, template: str) -> bool:
+        return template in logs[name].read_text(errors="replace")
+
+    async def both_logged() -> bool:
+        return logged("gateway", "/s/{token}") and logged("chat", "/api/v1/shared/{token}")
+
+    await eventually(both_logged, timeout=10, what="the share requests in the logs")
+    for log in stack.log_dir.glob("*.log"):
+        assert link["token"] not in log.read_text(errors="replace"), log.name
+
+    # Nor does any span's attribute (the stack exports its traces to the test).
+    def traced() -> bool:
+        served = {(s.service, s.name) for s in traces.spans()}
+        return {
+            ("gateway", "GET /s/{token}"),
+            ("gateway", "GET /api/v1/shared/{token}"),
+            ("chat", "GET /api/v1/shared/{token}"),
+        } <= served
+
+    await eventually(traced, timeout=10, what="the share requests' spans")
+    for span in traces.spans():
+        assert all(link["token"] not in str(v) for v in span.attributes.values()), span
 
 
 async def test_tokens_are_long_random_and_a_new_link_replaces_the_old(api, owner) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from chat import export, shares
 from chat.api import _uuid, message_out, room_out
@@ -21,6 +21,7 @@ from chat.share_schemas import (
     ShareRef,
 )
 from shared.db import Db
+from shared.http import redact_path
 from shared.schemas import error_responses
 from shared.security import CurrentUserId, from_app_state
 
@@ -78,10 +79,11 @@ async def revoke_share(chatroom_id: str, user: CurrentUserId, db: Db) -> Respons
     responses=error_responses(404),
 )
 async def read_shared_chat(
-    token: Annotated[str, Path(max_length=64)], response: Response, db: Db
+    token: Annotated[str, Path(max_length=64)], request: Request, response: Response, db: Db
 ) -> SharedChatOut:
     """The snapshot behind a share link, without logging in (what the page `/s/{token}`
     shows). 404 `share_not_found` for an unknown or revoked link alike."""
+    redact_path(request.scope, "/api/v1/shared/{token}")
     share = await shares.read_share(db, token)
     response.headers.update(PUBLIC_HEADERS)
     snapshot = share.snapshot

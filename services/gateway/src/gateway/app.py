@@ -24,7 +24,7 @@ from gateway.settings import Settings
 from gateway.share_page import share_page
 from shared import tracing
 from shared.errors import error_response
-from shared.http import ReadinessCheck, RequestLogMiddleware
+from shared.http import ReadinessCheck, RequestLogMiddleware, redact_path
 from shared.http import create_app as create_service_app
 from shared.metrics import UNMATCHED
 from shared.redis import open_redis
@@ -91,6 +91,8 @@ async def gateway_endpoint(request: Request) -> Response:
     request.scope["metrics_route"] = UNMATCHED
     route = ROUTE_TABLE.resolve(request.method, request.scope["path"])
     request.scope["metrics_route"] = route.path
+    if route.secret_path:
+        redact_path(request.scope, route.path)
     tracing.name_route(request.method, route.path)
     state = request.app.state
     proxy: Proxy = state.proxy

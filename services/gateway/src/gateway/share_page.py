@@ -23,6 +23,8 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import Request
 from starlette.responses import HTMLResponse
 
+from shared.http import redact_path
+
 log = structlog.get_logger(__name__)
 
 SHARE_CONTENT_SECURITY_POLICY = (
@@ -103,6 +105,7 @@ def not_found() -> HTMLResponse:
 
 
 async def share_page(request: Request) -> HTMLResponse:
+    redact_path(request.scope, "/s/{token}")
     token = request.path_params["token"]
     if not _TOKEN.fullmatch(token):
         return not_found()
