@@ -11,7 +11,7 @@ import pytest
 
 from chat.app import create_app
 from chat.settings import Settings
-from shared.events import Event, SubscriptionChanged, decode, encode
+from shared.events import Event, ReplyCompleted, SubscriptionChanged, decode, encode
 from shared.events.envelope import to_json
 from shared.migrations import MESSAGING, TIER_PROJECTION, migrate
 from shared.testing.asgi import served
@@ -142,6 +142,18 @@ class Bus:
         )
         await self.emit(changed, stream="billing.events", producer="billing")
         await self.handled("billing.events")
+
+    async def complete(self, user: User, room_id: str, reply_id: str, text: str) -> None:
+        """The worker's ReplyCompleted for a reply, with ``text``."""
+        await self.emit(
+            ReplyCompleted(
+                reply_id=uuid.UUID(reply_id),
+                chatroom_id=uuid.UUID(room_id),
+                user_id=user.id,
+                text=text,
+                finish_reason="STOP",
+            )
+        )
 
     async def handled(self, stream: str = "ai.events") -> None:
         """Every event on ``stream`` so far handled by chat (see shared.testing.wait)."""

@@ -11,6 +11,7 @@ from chat.api import router
 from chat.context import ChatContext
 from chat.handlers import HANDLERS
 from chat.settings import Settings
+from chat.share_api import router as share_router
 from chat.stream_slots import StreamSlots
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
@@ -53,4 +54,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(share_router)
     return app

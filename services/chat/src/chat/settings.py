@@ -35,3 +35,6 @@ class Settings(ConsumerSettings):
     # A stream's slot is a lease in Redis, renewed while the stream is open: a process that
     # died without giving its slots back frees them after this long.
     stream_lease_seconds: int = Field(default=30, ge=1, le=3600)
+    # A share link's snapshot holds at most the latest this many messages; an export too.
+    share_max_messages: int = Field(default=1000, ge=1, le=10_000)
+    export_max_messages: int = Field(default=10_000, ge=1, le=100_000)

@@ -4,6 +4,7 @@
 
 import { ApiError, api, session } from "./api.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
+import { roomAction, wireShareDialog } from "./share-dialog.js";
 import { followReply } from "./sse.js";
 
 const $ = (id) => document.getElementById(id);
@@ -1068,7 +1069,8 @@ function wire() {
     if (!item) return;
     closeMenu();
     if (item.dataset.action === "rename") askRename(menuRoom);
-    else askDelete(menuRoom);
+    else if (item.dataset.action === "delete") askDelete(menuRoom);
+    else roomAction(item.dataset.action, roomById(menuRoom));
   });
   $("room-menu").addEventListener("keydown", (event) => {
     const items = [...$("room-menu").querySelectorAll("button")];
@@ -1088,6 +1090,7 @@ function wire() {
   $("rename-form").addEventListener("submit", submitRename);
   $("model-select").addEventListener("change", chooseModel);
   $("delete-form").addEventListener("submit", submitDelete);
+  wireShareDialog(toast, showError);
   for (const button of document.querySelectorAll("dialog [data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());
   }
