@@ -276,3 +276,37 @@ async def test_billing_down_when_the_user_was_deleted_catches_up(
     assert await subscription_status(stripe_sim, user.subscription_id) == ("canceled", False)
     assert rows_naming(billing_database_url, user.traces) == {}
     assert await redis_naming(redis, user.traces) == []
+
+
+async def test_what_only_stripe_knows_yet_is_ended_too(
+    settings, stripe_sim, sign, redis, redis_url, jwt_secret, billing_database_url
+):
+    """Deleted right after paying, before any webhook came: billing finds the subscription
+    by listing the customer's at Stripe. Deleted with an unpaid Checkout open: it is
+    expired, so it can no longer be paid."""
+
+    async def checkout(billing) -> tuple[str, dict]:
+        user = str(uuid.uuid4())
+        mark_user_unrevoked(redis_url, user)
+        token = issue_access_token(jwt_secret, user, ttl_seconds=600).token
+        response = await billing.post(
+            "/api/v1/subscribe/pro", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.text
+        return user, response.json()["data"]
+
+    async with app_client(create_app(settings)) as billing:
+        paid, paid_checkout = await checkout(billing)
+        await stripe_sim.pay(paid_checkout["checkoutUrl"])  # its webhooks are not delivered
+        unpaid, unpaid_checkout = await checkout(billing)
+        await emit_deleted(redis, paid)
+        await emit_deleted(redis, unpaid)
+        await handled(redis, AUTH_EVENTS, "billing")
+
+    sessions = stripe_sim.stripe.v1.checkout.sessions
+    done = await sessions.retrieve_async(paid_checkout["sessionId"])
+    assert await subscription_status(stripe_sim, str(done.subscription)) == ("canceled", False)
+    left_open = await sessions.retrieve_async(unpaid_checkout["sessionId"])
+    assert left_open.status == "expired"
+    for user, session in ((paid, done), (unpaid, left_open)):
+        assert rows_naming(billing_database_url, [user, str(session.customer)]) == {}
