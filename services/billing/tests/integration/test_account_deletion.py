@@ -51,7 +51,8 @@ async def deliver(billing: httpx.AsyncClient, sign, payloads: list[bytes]) -> No
         assert response.status_code == 200, response.text
 
 
-async def pro_user(billing, stripe_sim, sign, redis_url, jwt_secret) -> ProUser:
+async def checkout(billing, redis_url, jwt_secret) -> tuple[str, dict]:
+    """A new user's POST /subscribe/pro: (their id, the Checkout Session's data)."""
     user = str(uuid.uuid4())
     mark_user_unrevoked(redis_url, user)
     token = issue_access_token(jwt_secret, user, ttl_seconds=600).token
@@ -59,9 +60,15 @@ async def pro_user(billing, stripe_sim, sign, redis_url, jwt_secret) -> ProUser:
         "/api/v1/subscribe/pro", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200, response.text
-    checkout = response.json()["data"]
-    await stripe_sim.pay(checkout["checkoutUrl"])
-    session = await stripe_sim.stripe.v1.checkout.sessions.retrieve_async(checkout["sessionId"])
+    return user, response.json()["data"]
+
+
+async def pro_user(billing, stripe_sim, sign, redis_url, jwt_secret) -> ProUser:
+    user, checkout_data = await checkout(billing, redis_url, jwt_secret)
+    await stripe_sim.pay(checkout_data["checkoutUrl"])
+    session = await stripe_sim.stripe.v1.checkout.sessions.retrieve_async(
+        checkout_data["sessionId"]
+    )
     subscription_id = str(session.subscription)
     await deliver(billing, sign, await stripe_sim.event_payloads(subscription_id))
     return ProUser(user, str(session.customer), subscription_id)
@@ -115,6 +122,11 @@ async def redis_naming(redis, needles: list[str]) -> list[str]:
     return hits
 
 
+async def nothing_left(redis, database_url: str, user: ProUser) -> None:
+    assert rows_naming(database_url, user.traces) == {}
+    assert await redis_naming(redis, user.traces) == []
+
+
 async def subscription_status(stripe_sim, subscription_id: str) -> tuple[str, bool]:
     sub = await stripe_sim.stripe.v1.subscriptions.retrieve_async(subscription_id)
     return sub.status, sub.cancel_at_period_end
@@ -151,8 +163,7 @@ async def test_deleted_pro_user_is_canceled_now_and_nothing_of_them_is_left(
 
     assert await subscription_status(stripe_sim, user.subscription_id) == ("canceled", False)
     assert await cancels_at_stripe(stripe_sim, user.subscription_id) == 1
-    assert rows_naming(billing_database_url, user.traces) == {}
-    assert await redis_naming(redis, user.traces) == []
+    await nothing_left(redis, billing_database_url, user)
     assert not await redis.exists(token_state_key(user.id))
     # Only a digest remains, which names nobody.
     with psycopg.connect(billing_database_url) as conn:
@@ -198,8 +209,7 @@ async def test_event_delivered_twice_and_a_second_deletion_change_nothing_more(
 
     assert await cancels_at_stripe(stripe_sim, user.subscription_id) == asked  # not asked again
     assert await subscription_status(stripe_sim, user.subscription_id) == ("canceled", False)
-    assert rows_naming(billing_database_url, user.traces) == {}
-    assert await redis_naming(redis, user.traces) == []
+    await nothing_left(redis, billing_database_url, user)
 
 
 async def test_webhooks_after_the_deletion_recreate_nothing(
@@ -226,8 +236,7 @@ async def test_webhooks_after_the_deletion_recreate_nothing(
         }
         await deliver(billing, sign, [canceled, *before, json.dumps(customer_updated).encode()])
 
-    assert rows_naming(billing_database_url, user.traces) == {}
-    assert await redis_naming(redis, user.traces) == []
+    await nothing_left(redis, billing_database_url, user)
     with psycopg.connect(billing_database_url) as conn:
         (stored,) = conn.execute(
             "SELECT payload FROM billing.stripe_events WHERE id = %s",
@@ -256,8 +265,7 @@ async def test_a_crash_after_the_stripe_cancel_is_finished_by_the_next_delivery(
         await handled(redis, AUTH_EVENTS, "billing")
 
     assert await cancels_at_stripe(stripe_sim, user.subscription_id) == 2
-    assert rows_naming(billing_database_url, user.traces) == {}
-    assert await redis_naming(redis, user.traces) == []
+    await nothing_left(redis, billing_database_url, user)
 
 
 async def test_billing_down_when_the_user_was_deleted_catches_up(
@@ -274,8 +282,7 @@ async def test_billing_down_when_the_user_was_deleted_catches_up(
         await handled(redis, AUTH_EVENTS, "billing")
 
     assert await subscription_status(stripe_sim, user.subscription_id) == ("canceled", False)
-    assert rows_naming(billing_database_url, user.traces) == {}
-    assert await redis_naming(redis, user.traces) == []
+    await nothing_left(redis, billing_database_url, user)
 
 
 async def test_what_only_stripe_knows_yet_is_ended_too(
@@ -285,20 +292,10 @@ async def test_what_only_stripe_knows_yet_is_ended_too(
     by listing the customer's at Stripe. Deleted with an unpaid Checkout open: it is
     expired, so it can no longer be paid."""
 
-    async def checkout(billing) -> tuple[str, dict]:
-        user = str(uuid.uuid4())
-        mark_user_unrevoked(redis_url, user)
-        token = issue_access_token(jwt_secret, user, ttl_seconds=600).token
-        response = await billing.post(
-            "/api/v1/subscribe/pro", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert response.status_code == 200, response.text
-        return user, response.json()["data"]
-
     async with app_client(create_app(settings)) as billing:
-        paid, paid_checkout = await checkout(billing)
+        paid, paid_checkout = await checkout(billing, redis_url, jwt_secret)
         await stripe_sim.pay(paid_checkout["checkoutUrl"])  # its webhooks are not delivered
-        unpaid, unpaid_checkout = await checkout(billing)
+        unpaid, unpaid_checkout = await checkout(billing, redis_url, jwt_secret)
         await emit_deleted(redis, paid)
         await emit_deleted(redis, unpaid)
         await handled(redis, AUTH_EVENTS, "billing")
