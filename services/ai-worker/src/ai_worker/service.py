@@ -200,9 +200,11 @@ async def _execute_unless_deleted(
     ctx: WorkerContext, event: MessageQueued, pipe: Pipeline, published: int | None
 ) -> None:
     """Run ``pipe`` (a reply's writes; ``published``: the index of its result event's
-    XADD) and undo it if the reply's user was deleted by then: one round trip, two then."""
+    XADD) and undo it if the reply's user was deleted by then: one round trip, two then.
+    The user's reply list lives on as long as the stream just written."""
+    pipe.expire(erasure.replies_key(event.user_id), ctx.ttl)
     pipe.exists(erasure.deleted_key(event.user_id))
-    *results, deleted = await pipe.execute()
+    *results, _, deleted = await pipe.execute()
     if deleted:
         entries = [str(results[published])] if published is not None else []
         await erasure.erase_reply(
