@@ -13,7 +13,7 @@ same way:
    rows, empty the stored Stripe events about them, delete their events from the outbox
    and from ``billing.events`` (and its dead letters), and their token-state cache key.
 
-What is kept, and why: README, "Account deletion: what billing keeps".
+What is kept, and why: README, "Account deletion" (what billing keeps).
 """
 
 from __future__ import annotations
