@@ -358,6 +358,10 @@ def router(state: SimState) -> APIRouter:
             message = "Invalid hash: cancellation_details"
             raise StripeError(400, message, param="cancellation_details")
         given = {k: get_str(details, k) for k in ("comment", "feedback") if k in details}
+        if store.subscription(sid)["status"] == "canceled":
+            # Stripe's answer to cancelling a canceled subscription (it "is akin to being
+            # deleted already", though it can still be retrieved): 404 resource_missing.
+            raise missing("subscription", sid)
         changes = store.cancel_now(sid)
         store.subscriptions[sid]["cancellation_details"].update(given)
         return Result(store.subscription(sid), changes)

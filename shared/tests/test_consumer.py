@@ -64,6 +64,36 @@ async def test_same_event_twice_changes_nothing_the_second_time(messaging_pool, 
     assert pending["pending"] == 0
 
 
+async def test_a_before_step_runs_outside_the_transaction_on_every_delivery(
+    messaging_pool, redis, stream
+):
+    """The step for an outside API (billing's Stripe call): it runs for a repeated event
+    too (so it must be idempotent itself), with no inbox row yet, and the handler only
+    after it."""
+    calls: list[str] = []
+
+    async def outside(event, delivery):
+        assert delivery.ctx == "ctx" and not hasattr(delivery, "tx")
+        async with messaging_pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM inbox WHERE event_id = %s", (delivery.envelope.id,)
+            )
+            calls.append(f"before, handled {(await cur.fetchone())[0]}x")
+
+    async def handler(event, delivery):
+        calls.append("handler")
+
+    process = inbox_processor(
+        messaging_pool, {UserRegistered: handler}, "ctx", before={UserRegistered: outside}
+    )
+    envelope = await publish(redis, stream)
+    await publish(redis, stream, envelope)
+    async with asyncio.timeout(10):
+        c = consumer(redis, stream, process)
+        await c.drain()
+    assert calls == ["before, handled 0x", "handler", "before, handled 1x"]
+
+
 async def test_handler_failure_rolls_back_its_effects_and_inbox_row(messaging_pool, redis, stream):
     calls = 0
 

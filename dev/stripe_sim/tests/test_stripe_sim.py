@@ -534,6 +534,26 @@ async def test_api_update_and_cancel_name_the_request(sim: Sim) -> None:
         await subscriptions.update_async(sub.id, params={"cancel_at_period_end": True})
 
 
+async def test_cancel_now_by_delete_with_an_idempotency_key_then_again_is_404(sim: Sim) -> None:
+    sub = await sim.paid_subscription()
+    subscriptions = sim.stripe.v1.subscriptions
+
+    canceled = await subscriptions.cancel_async(sub.id, options={"idempotency_key": "erase:1"})
+
+    assert canceled.status == "canceled" and canceled.ended_at is not None
+    assert canceled.cancel_at_period_end is False  # now, not at the period's end
+    [deleted] = await sim.received(1)
+    assert deleted.type == "customer.subscription.deleted"
+    assert deleted.request.idempotency_key is None  # Stripe keeps keys of POSTs only
+    # A second cancel, the key repeated or not: Stripe's 404, and nothing else happens.
+    for options in ({"idempotency_key": "erase:1"}, {}):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            await subscriptions.cancel_async(sub.id, options=options)  # type: ignore[arg-type]
+        assert refused.value.http_status == 404 and refused.value.code == "resource_missing"
+    assert (await sim.subscription(sub.id)).status == "canceled"
+    assert len(sim.receiver.events()) == 1
+
+
 def test_expire_moves_the_period_into_the_past(
     client: stripe.StripeClient, sim_url: str, receiver: Receiver
 ) -> None:

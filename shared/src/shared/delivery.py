@@ -49,11 +49,21 @@ InboxHandler = Callable[[Any, InboxDelivery[C]], Awaitable[None]]
 
 
 def inbox_processor(
-    pool: AsyncConnectionPool, handlers: Mapping[type[Event], InboxHandler[C]], ctx: C
+    pool: AsyncConnectionPool,
+    handlers: Mapping[type[Event], InboxHandler[C]],
+    ctx: C,
+    *,
+    before: Mapping[type[Event], Handler[C]] | None = None,
 ) -> Processor:
+    """``before``: for an event type whose handling calls an outside API (Stripe), the
+    step that does so, run before the inbox transaction opens (so no transaction waits on
+    the API) on every delivery, a repeated one too: it must be idempotent itself."""
     by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
+    first = {cls.type_name(): step for cls, step in (before or {}).items()}
 
     async def process(envelope: Envelope, event: Event, stream: str) -> None:
+        if (step := first.get(envelope.type)) is not None:
+            await step(event, Delivery(ctx, envelope))
         async with Database(pool).transaction() as tx:
             cur = await tx.conn.execute(
                 "INSERT INTO inbox (event_id, type, stream) VALUES (%s, %s, %s)"

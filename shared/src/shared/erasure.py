@@ -14,6 +14,7 @@ is what we want: nothing is generated or projected for a deleted user.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Collection
@@ -30,6 +31,12 @@ log = structlog.get_logger(__name__)
 
 KEPT = ("UserDeleted",)
 PAGE = 500
+
+
+def digest(identifier: uuid.UUID | str) -> str:
+    """The sha256 (hex) of an identifier: what a service keeps to recognise a deleted user
+    (or their id at a provider) later without keeping the identifier itself."""
+    return hashlib.sha256(str(identifier).encode()).hexdigest()
 
 
 def _about(fields: dict[str, str], user_id: str, keep: Collection[str]) -> bool:

@@ -14,11 +14,11 @@ The stream is capped and expires ``ttl`` seconds after its last write: the store
 in chat's database is the durable copy.
 
 Stopping: chat calls :func:`request_stop`, which sets ``ai.reply.<reply_id>.stop`` (the
-worker generating the reply watches it, :func:`stops_requested`) and ends the stream as
+worker generating the reply watches it, ``ai_worker/stops.py``) and ends the stream as
 cancelled for its readers, in one round trip.
 
 The lease: a worker generates a reply only while it holds ``ai-worker.lease.<reply_id>``
-(:func:`start` takes it, :func:`renew_lease` keeps it, :func:`queue_release` gives it
+(:func:`queue_start` takes it, :func:`renew_lease` keeps it, :func:`queue_release` gives it
 back), so two workers never generate the same reply at once.
 """
 
@@ -218,19 +218,14 @@ async def request_stop(redis: Redis, reply_id: str, *, ttl: int) -> None:
     await pipe.execute()
 
 
-async def stops_requested(redis: Redis, reply_ids: Sequence[str]) -> list[bool]:
-    """For each reply, whether it was stopped: one ``MGET`` for all of them."""
-    values = await redis.mget([stop_key(i) for i in reply_ids])
-    return [value is not None for value in values]
-
-
 # -- the worker's lease ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Start:
-    """What :func:`start` found: whether this worker now holds the lease (``token``), and
-    if so the stream so far and whether the reply was stopped before it started."""
+    """What :func:`queue_start` found: whether this worker now holds the lease
+    (``token``), and if so the stream so far and whether the reply was stopped before it
+    started."""
 
     held: bool
     token: str
@@ -238,15 +233,24 @@ class Start:
     stop_requested: bool
 
 
-async def start(redis: Redis, reply_id: str, *, lease_ms: int) -> Start:
+START_COMMANDS = 3
+
+
+def queue_start(pipe: Pipeline, reply_id: str, *, lease_ms: int) -> str:
     """Take the reply's lease for ``lease_ms`` unless another worker holds it, and read
-    the stream and the stop request: one round trip."""
+    the stream and the stop request: the first ``START_COMMANDS`` commands of the caller's
+    pipeline (one round trip with whatever the caller adds). Returns the lease token, for
+    :func:`started`."""
     token = uuid.uuid4().hex
-    pipe = redis.pipeline(transaction=False)
     pipe.set(lease_key(reply_id), token, nx=True, px=lease_ms)
     pipe.xrange(reply_stream(reply_id))
     pipe.exists(stop_key(reply_id))
-    held, entries, stopped = await pipe.execute()
+    return token
+
+
+def started(token: str, results: Sequence[Any]) -> Start:
+    """What :func:`queue_start`'s commands answered (``results``: theirs, in order)."""
+    held, entries, stopped = results[:START_COMMANDS]
     return Start(bool(held), token, so_far(cast(Entries, entries)), bool(stopped))
 
 

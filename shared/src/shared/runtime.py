@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from shared.aio import Background
 from shared.consumer import StreamConsumer, consumer_name
 from shared.db import open_pool
-from shared.delivery import InboxHandler, inbox_processor
+from shared.delivery import Handler, InboxHandler, inbox_processor
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.redis import open_redis
@@ -48,16 +48,18 @@ class Runtime:
         claim_idle_seconds: float,
         max_deliveries: int,
         concurrency: int = 8,
+        before: Mapping[type[Event], Handler[Any]] | None = None,
     ) -> StreamConsumer:
         """Start consuming ``streams`` as group ``service``, each event applied once (the
-        inbox) in a transaction with its handler's effects."""
+        inbox) in a transaction with its handler's effects (``before``: see
+        :func:`shared.delivery.inbox_processor`)."""
         consumer = StreamConsumer(
             self.redis,
             group=service,
             name=consumer_name(service),
             streams=streams,
             types={cls.type_name() for cls in handlers},
-            process=inbox_processor(self.pool, handlers, ctx),
+            process=inbox_processor(self.pool, handlers, ctx, before=before),
             concurrency=concurrency,
             claim_idle_ms=int(claim_idle_seconds * 1000),
             max_deliveries=max_deliveries,

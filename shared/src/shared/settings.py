@@ -135,7 +135,8 @@ class ServiceSettings(BaseSettings):
 
 
 class ConsumerSettings(ServiceSettings):
-    """What every service that consumes events reads besides (auth, chat, the ai-worker)."""
+    """What every service that consumes events reads besides (auth, chat, billing, the
+    ai-worker)."""
 
     # An unacknowledged entry idle this long is taken over by another consumer. Owners
     # heartbeat their in-flight entries, so this bounds crash recovery, not handling time;

@@ -1,5 +1,5 @@
 from ai_worker.app import create_app
-from ai_worker.handlers import CHAT_STREAM, GROUP
+from ai_worker.handlers import AUTH_STREAM, CHAT_STREAM, GROUP
 from ai_worker.settings import Settings
 from shared.cli import main
 
@@ -9,7 +9,7 @@ def run(argv: list[str] | None = None) -> None:
         GROUP,
         settings_cls=Settings,
         create_app=create_app,
-        consumes=[CHAT_STREAM],
+        consumes=[CHAT_STREAM, AUTH_STREAM],
         argv=argv,
     )
 

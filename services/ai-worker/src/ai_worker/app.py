@@ -9,12 +9,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from ai_worker.generation import ReplyGenerator, create_client, http_session
-from ai_worker.handlers import CHAT_STREAM, build_consumer
+from ai_worker.handlers import AUTH_STREAM, CHAT_STREAM, build_consumer
 from ai_worker.service import RESULT_STREAM, WorkerContext
 from ai_worker.settings import Settings
 from ai_worker.stops import StopWatcher
 from shared.aio import Background
 from shared.errors import error_response
+from shared.events import UserDeleted
 from shared.http import ReadinessCheck
 from shared.http import create_app as create_service_app
 from shared.redis import open_redis
@@ -27,6 +28,7 @@ def create_app(
     *,
     streams: Sequence[str] = (CHAT_STREAM,),
     result_stream: str = RESULT_STREAM,
+    deletion_streams: Sequence[str] = (AUTH_STREAM,),
 ) -> FastAPI:
     """Health endpoints on PORT; the lifespan runs the consumer loop. On shutdown it stops
     reading and lets in-flight replies finish for up to SHUTDOWN_GRACE_SECONDS.
@@ -34,7 +36,9 @@ def create_app(
     ``/livez`` (the liveness probe) answers 503 once the consumer loop has ended while the
     worker is not stopping. The loop survives Redis outages and is started again when it
     crashes (``shared.aio.Background``), so its end means the process is beyond that: only
-    a restart mends it. ``/healthz`` says the process answers, nothing more."""
+    a restart mends it. ``/healthz`` says the process answers, nothing more. A second
+    consumer reads UserDeleted from ``deletion_streams`` (auth.events): it is watched the
+    same way."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +54,7 @@ def create_app(
             stops=stops,
         )
         consumer = build_consumer(redis, ctx, streams=streams)
+        deletions = build_consumer(redis, ctx, streams=deletion_streams, event=UserDeleted)
         # Like every service's loops: a loop that crashes is logged and started again.
         background = Background()
         background.start("stop-watcher", stops.run)
@@ -58,7 +63,9 @@ def create_app(
             await consumer.run(stop, shutdown_timeout=settings.shutdown_grace_seconds)
 
         task = background.start("consumer", consume)
+        deletions_task = background.start("deletion-consumer", deletions.run)
         app.state.redis, app.state.consumer, app.state.consumer_task = redis, consumer, task
+        app.state.consumer_tasks = (task, deletions_task)
         app.state.stop = background.stop
         log.info(
             "worker.started",
@@ -81,8 +88,8 @@ def create_app(
             await app.state.redis.ping()
 
         async def consumer() -> None:
-            if app.state.consumer_task.done():
-                raise RuntimeError("the consumer loop has stopped")
+            if any(task.done() for task in app.state.consumer_tasks):
+                raise RuntimeError("a consumer loop has stopped")
 
         return {"redis": redis, "consumer": consumer}
 
@@ -99,8 +106,8 @@ def create_app(
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> JSONResponse:
-        task: asyncio.Task[None] | None = getattr(app.state, "consumer_task", None)
-        if task is not None and task.done() and not app.state.stop.is_set():
+        tasks: tuple[asyncio.Task[None], ...] = getattr(app.state, "consumer_tasks", ())
+        if any(task.done() for task in tasks) and not app.state.stop.is_set():
             return error_response(503, "consumer_stopped", "The consumer loop has stopped.")
         return JSONResponse({"status": "success", "message": "Alive."})
 

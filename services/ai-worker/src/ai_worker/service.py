@@ -15,8 +15,9 @@ Delivery is at-least-once, and the worker has no database, so the token stream
 
 The protocol (the stream's entries, the stop request, the lease) is :mod:`shared.replies`.
 A reply costs two round trips to Redis besides its tokens: one to start (take the lease,
-read the stream and the stop request) and one to finish (the end entry, the result event,
-the lease given back).
+read the stream and the stop request, list the reply under its user and read whether the
+user was deleted: :mod:`ai_worker.erasure`) and one to finish (the end entry, the result
+event, the lease given back, the deletion read again).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from ai_worker import erasure
 from ai_worker.generation import ReplyGenerator
 from ai_worker.outcomes import Outcome
 from ai_worker.settings import Settings
@@ -44,7 +48,7 @@ from shared.events import (
     ReplyFailed,
     TokenUsage,
 )
-from shared.outbox import publish_now, queue_publish, stream_for
+from shared.outbox import queue_publish, stream_for
 
 log = structlog.get_logger(__name__)
 
@@ -171,12 +175,15 @@ async def _finish(
     """One round trip: the end entry (``end``), the result event (not for a stopped
     reply: chat stored it when the user stopped it), and the lease given back
     (``lease_token``). The end goes first: a crash before the event is healed by the next
-    delivery, which finds the end and publishes the result from it."""
+    delivery, which finds the end and publishes the result from it. Last, whether the user
+    was deleted meanwhile: then all of it is undone (:mod:`ai_worker.erasure`)."""
     reply_id = str(event.reply_id)
     pipe = ctx.redis.pipeline(transaction=False)
     if end:
         replies.queue_end(pipe, reply_id, end_record(outcome), ttl=ctx.ttl)
+    published = None
     if outcome.status != "cancelled":
+        published = len(pipe)  # the index of the XADD's answer: the entry id
         queue_publish(
             pipe,
             result_event(event, outcome),
@@ -186,15 +193,35 @@ async def _finish(
         )
     if lease_token is not None:
         replies.queue_release(pipe, reply_id, lease_token)
-    await pipe.execute()
+    await _execute_unless_deleted(ctx, event, pipe, published)
+
+
+async def _execute_unless_deleted(
+    ctx: WorkerContext, event: MessageQueued, pipe: Pipeline, published: int | None
+) -> None:
+    """Run ``pipe`` (a reply's writes; ``published``: the index of its result event's
+    XADD) and undo it if the reply's user was deleted by then: one round trip, two then.
+    The user's reply list lives on as long as the stream just written."""
+    pipe.expire(erasure.replies_key(event.user_id), ctx.ttl)
+    pipe.exists(erasure.deleted_key(event.user_id))
+    *results, _, deleted = await pipe.execute()
+    if deleted:
+        entries = [str(results[published])] if published is not None else []
+        await erasure.erase_reply(
+            ctx.redis,
+            event.user_id,
+            str(event.reply_id),
+            stream=ctx.result_stream,
+            entry_ids=entries,
+        )
 
 
 @contextlib.contextmanager
-def _stop_signal(ctx: WorkerContext, reply_id: str) -> Iterator[asyncio.Event]:
+def _stop_signal(ctx: WorkerContext, reply_id: str, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
     if ctx.stops is None:
         yield asyncio.Event()
         return
-    with ctx.stops.watch(reply_id) as stopped:
+    with ctx.stops.watch(reply_id, user_id) as stopped:
         yield stopped
 
 
@@ -208,13 +235,15 @@ async def _suggest_title(
         return
     if not title:
         return
-    await publish_now(
-        ctx.redis,
+    pipe = ctx.redis.pipeline(transaction=False)
+    queue_publish(
+        pipe,
         ChatroomTitleSuggested(chatroom_id=event.chatroom_id, user_id=event.user_id, title=title),
         producer=PRODUCER,
         stream=ctx.result_stream,
         correlation_id=correlation_id,
     )
+    await _execute_unless_deleted(ctx, event, pipe, 0)
     log.info("reply.title_suggested", title=title)
 
 
@@ -223,7 +252,14 @@ async def answer_message(
 ) -> None:
     """Generate the reply to ``event``, finish its token stream, publish the result."""
     reply_id = str(event.reply_id)
-    start = await replies.start(ctx.redis, reply_id, lease_ms=lease_ms(ctx.settings))
+    pipe = ctx.redis.pipeline(transaction=False)
+    token = replies.queue_start(pipe, reply_id, lease_ms=lease_ms(ctx.settings))
+    erasure.queue_track(pipe, event.user_id, reply_id, ttl=ctx.ttl)
+    *results, deleted = await pipe.execute()
+    if deleted:  # the user's account was deleted: nothing to generate or publish
+        await erasure.erase_reply(ctx.redis, event.user_id, reply_id)
+        return
+    start = replies.started(token, results)
     if not start.held:
         log.info("reply.already_in_progress")
         return
@@ -250,7 +286,7 @@ async def answer_message(
                 prompt_chars=len(event.prompt),
                 resumed=so_far.started,
             )
-            with _stop_signal(ctx, reply_id) as stopped:
+            with _stop_signal(ctx, reply_id, event.user_id) as stopped:
                 if start.stop_requested:
                     stopped.set()  # stopped before it started: nothing to generate
                 outcome = (

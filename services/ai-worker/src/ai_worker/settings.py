@@ -35,6 +35,10 @@ class Settings(ConsumerSettings):
     retry_initial_delay_seconds: float = Field(default=1.0, ge=0)
     retry_max_delay_seconds: float = Field(default=10.0, ge=0)
     reply_stream_ttl_seconds: int = Field(default=3600, ge=60)
+    # After an account is deleted (UserDeleted), the user's prompts still queued or in
+    # flight are dropped for this long (ai_worker.erasure): longer than a prompt waits in
+    # chat.events (claims and retries included) and than a reply stream lives.
+    deleted_user_marker_seconds: int = Field(default=86_400, ge=3600)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("gemini_base_url", "gemini_api_version", "system_instruction")

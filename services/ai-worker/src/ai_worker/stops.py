@@ -4,12 +4,14 @@ Chat marks the reply cancelled and sets ``ai.reply.<id>.stop`` in Redis. Whateve
 process is generating that reply must notice within a second, without a Redis call per
 chunk: one watcher per process reads the stop keys of all its in-flight replies with one
 MGET a tick and sets the matching reply's event, which the generation waits on beside
-the next chunk.
+the next chunk. The same MGET reads the deletion markers of their users
+(:mod:`ai_worker.erasure`): a reply of a user deleted meanwhile stops the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,8 +19,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ai_worker.erasure import deleted_key
 from shared.aio import sleep_unless
-from shared.replies import stops_requested
+from shared.replies import stop_key
 
 log = structlog.get_logger(__name__)
 
@@ -31,26 +34,31 @@ class StopWatcher:
     def __init__(self, redis: Redis, interval: float = 0.25) -> None:
         self.redis = redis
         self.interval = interval
-        self._watched: dict[str, asyncio.Event] = {}
+        self._watched: dict[str, tuple[asyncio.Event, str]] = {}
 
     @contextmanager
-    def watch(self, reply_id: str) -> Iterator[asyncio.Event]:
-        """An event set once the reply is stopped, for as long as the block runs."""
-        event = self._watched.setdefault(reply_id, asyncio.Event())
+    def watch(self, reply_id: str, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set once the reply is stopped or its user deleted, for as long as the
+        block runs."""
+        event, _ = self._watched.setdefault(reply_id, (asyncio.Event(), deleted_key(user_id)))
         try:
             yield event
         finally:
             self._watched.pop(reply_id, None)
 
     async def check(self) -> None:
-        ids = [i for i, event in self._watched.items() if not event.is_set()]
-        if not ids:
+        watched = [
+            (i, marker) for i, (event, marker) in self._watched.items() if not event.is_set()
+        ]
+        if not watched:
             return
-        stopped = await stops_requested(self.redis, ids)
-        for reply_id, requested in zip(ids, stopped, strict=True):
-            if requested and (event := self._watched.get(reply_id)):
-                log.info("reply.stop_requested", reply_id=reply_id)
-                event.set()
+        markers = sorted({marker for _, marker in watched})
+        values = await self.redis.mget([stop_key(i) for i, _ in watched] + markers)
+        deleted = {m for m, value in zip(markers, values[len(watched) :], strict=True) if value}
+        for (reply_id, marker), stop in zip(watched, values, strict=False):
+            if (stop is not None or marker in deleted) and (found := self._watched.get(reply_id)):
+                log.info("reply.stop_requested", reply_id=reply_id, user_deleted=marker in deleted)
+                found[0].set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

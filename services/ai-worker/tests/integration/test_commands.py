@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ai_worker.__main__ import run
-from ai_worker.handlers import CHAT_STREAM, GROUP
+from ai_worker.handlers import AUTH_STREAM, CHAT_STREAM, GROUP
 from shared.testing.cli import command_environment, run_cli
 
 
-async def test_dlq_reads_the_dead_letters_of_group_ai_worker_on_chat_events(
+async def test_dlq_reads_the_dead_letters_of_group_ai_worker_on_chat_and_auth_events(
     monkeypatch, tmp_path, redis_url
 ) -> None:
     command_environment(
@@ -18,6 +18,7 @@ async def test_dlq_reads_the_dead_letters_of_group_ai_worker_on_chat_events(
     for line in result.out.splitlines():
         assert (
             f"  {CHAT_STREAM}  " in line
-            or line == f"no dead letters for group {GROUP} on {CHAT_STREAM}"
+            or f"  {AUTH_STREAM}  " in line
+            or line == f"no dead letters for group {GROUP} on {CHAT_STREAM}, {AUTH_STREAM}"
         )
     assert (await run_cli(run, "migrate", "--status")).code == 2  # no database, no migrations

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from billing.app import create_app
+from billing.app import CONSUMES, create_app
 from billing.commands import rebuild, reprocess
 from billing.settings import Settings
 from shared.cli import main
@@ -17,6 +17,7 @@ def run(argv: list[str] | None = None) -> None:
         schema="billing",
         migrations_dir=MIGRATIONS,
         has_outbox=True,
+        consumes=CONSUMES,
         commands={"rebuild": rebuild, "reprocess": reprocess},
         argv=argv,
     )

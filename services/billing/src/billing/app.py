@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from billing import metrics, repository, service
 from billing.api import router
+from billing.handlers import BEFORE, HANDLERS, ConsumerContext
 from billing.service import BillingContext
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
@@ -20,6 +21,8 @@ from shared.metrics import on_scrape
 from shared.runtime import service_runtime
 
 SCHEMA = "billing"
+# auth.events: UserDeleted (billing cancels the user's subscription and erases their rows).
+CONSUMES = ["auth.events"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_runtime(app, settings, SCHEMA) as runtime:
             app.state.billing = BillingContext(settings=settings, stripe=StripeApi(settings))
+            runtime.consume(
+                "billing",
+                CONSUMES,
+                HANDLERS,
+                ConsumerContext(Database(runtime.pool), app.state.billing, runtime.redis),
+                claim_idle_seconds=settings.claim_idle_seconds,
+                max_deliveries=settings.max_deliveries,
+                before=BEFORE,
+            )
             runtime.background.start("reprocessor", reprocessor(app, settings))
 
             async def backlog() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import stripe
 import structlog
 
-from billing import metrics, repository
+from billing import erasure, metrics, repository
 from billing.projection import Plan, apply_snapshot, plan_for, user_id_of
 from billing.settings import Settings
 from billing.stripe_api import StripeApi
@@ -206,6 +206,8 @@ async def process(db: Database, ctx: BillingContext, event_id: str) -> bool:
         if stored is None or stored.processed_at is not None:
             return False
         event = stored.payload
+        if await erasure.drop_if_erased(tx, event_id, event):
+            return True
     subscription_id = subscription_id_of(event) if event["type"] in HANDLED else None
     try:
         # Re-read the subscription from Stripe: the event is a trigger, not the truth, so
@@ -218,6 +220,8 @@ async def process(db: Database, ctx: BillingContext, event_id: str) -> bool:
                 return False
             if snapshot is not None:
                 user_id = await _user_of(tx, event, snapshot)
+                if await erasure.drop_if_erased(tx, event_id, event, snapshot, user_id):
+                    return True
                 if user_id is None:
                     log.error("billing.event_unattributable", event_id=event_id)
                 else:

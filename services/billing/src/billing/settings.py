@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.settings import SERVICE_PORTS, ServiceSettings
+from shared.settings import SERVICE_PORTS, ConsumerSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ConsumerSettings):
     port: int = Field(default=SERVICE_PORTS["billing"], ge=1, le=65535)
 
     # Required in production. Elsewhere, unset with STRIPE_API_BASE set (the simulator): a

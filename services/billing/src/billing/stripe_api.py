@@ -104,3 +104,52 @@ class StripeApi:
             else json.loads(json.dumps(subscription.to_dict(), default=str))
         )
         return data
+
+    async def live_subscriptions(self, customer_id: str) -> list[str]:
+        """The ids of the customer's subscriptions that have not ended (Stripe's default
+        list leaves canceled ones out)."""
+        try:
+            page = await self.client.v1.subscriptions.list_async(
+                params={"customer": customer_id, "limit": 100}
+            )
+            return [sub.id async for sub in page.auto_paging_iter()]
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":  # the customer was deleted at Stripe
+                return []
+            raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> None:
+        """End the subscription now (``DELETE /v1/subscriptions/{id}``: no further charge,
+        not at the period's end). One that has ended already is left as it is: Stripe
+        answers a second cancel with 404 ``resource_missing``, so the subscription is read
+        again to tell that from a failure."""
+        try:
+            await self.client.v1.subscriptions.cancel_async(
+                subscription_id, options={"idempotency_key": idempotency_key}
+            )
+            return
+        except stripe.InvalidRequestError as exc:
+            refused: stripe.StripeError = exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        try:
+            status = (await self.get_subscription(subscription_id)).get("status")
+        except PaymentProviderError:
+            status = None
+        if status not in ("canceled", "incomplete_expired"):
+            raise _translate(refused) from refused
+        log.info("stripe.subscription_already_ended", subscription_id=subscription_id)
+
+    async def expire_checkout_session(self, session_id: str) -> None:
+        """Close an open Checkout Session so it can no longer be paid. Stripe refuses one
+        that is no longer open (completed or expired): nothing is left to close then."""
+        try:
+            await self.client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": f"expire:{session_id}"}
+            )
+        except stripe.InvalidRequestError as exc:
+            log.info("stripe.checkout_not_open", session_id=session_id, message=str(exc)[:200])
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
