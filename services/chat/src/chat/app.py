@@ -10,6 +10,7 @@ from chat import reconciler
 from chat.api import router
 from chat.context import ChatContext
 from chat.handlers import HANDLERS
+from chat.search_api import router as search_router
 from chat.settings import Settings
 from chat.stream_slots import StreamSlots
 from shared.http import create_app as create_service_app
@@ -53,4 +54,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(search_router)
     return app
