@@ -69,6 +69,7 @@ ROUTES: tuple[Route, ...] = (
     protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),
     protected("GET", "/usage", "chat"),
+    protected("GET", "/search", "chat"),
     protected("POST", "/subscribe/pro", "billing"),
     protected("GET", "/subscription/status", "billing"),
     protected("POST", "/subscription/portal", "billing"),
