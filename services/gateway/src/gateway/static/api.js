@@ -93,6 +93,12 @@ export const api = {
       `/chatroom/${encodeURIComponent(roomId)}/message/${encodeURIComponent(replyId)}/regenerate`,
     ),
   usage: () => request("GET", "/usage"),
+  search: (q, cursor) =>
+    request(
+      "GET",
+      `/search?q=${encodeURIComponent(q)}&limit=20` +
+        (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""),
+    ),
   subscribe: () => request("POST", "/subscribe/pro"),
   subscription: () => request("GET", "/subscription/status"),
 

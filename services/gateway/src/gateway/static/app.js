@@ -4,6 +4,7 @@
 
 import { ApiError, api, session } from "./api.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
+import { clearSearch, initSearch, revealFound } from "./search.js";
 import { followReply } from "./sse.js";
 
 const $ = (id) => document.getElementById(id);
@@ -258,6 +259,7 @@ function endSession(message) {
   openSeq++;
   $("room-list").replaceChildren();
   $("messages").replaceChildren();
+  clearSearch();
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   closeSidebar();
   if (location.pathname !== "/success") history.replaceState(null, "", "/");
@@ -561,6 +563,7 @@ async function openRoom(roomId) {
     applyRoom(room);
     renderMessages();
     scrollToEnd(true);
+    revealFound(rowOf);
     focusPrompt();
     const last = state.messages.at(-1);
     if (last?.role === "GEMINI" && PENDING.has(last.status)) follow(last, streamUrlOf(last));
@@ -1099,4 +1102,5 @@ function wire() {
 }
 
 wire();
+initSearch(navigate);
 route();
