@@ -53,35 +53,41 @@ _TITLE_HEADLINE = f"{_MARKERS}, HighlightAll=true"
 # Only what the client shows: prompts, and replies with their final text (completed, or
 # stopped with the text so far) that no regenerated reply replaced. A queued placeholder
 # is empty, a failed or blocked reply has no text to find.
+# Every match is ranked to find the best ones; the text is read, and ts_headline run, only
+# for the page. OFFSET 0 keeps the cursor's condition out of the two arms, where it would
+# compute each rank a second time.
 _SEARCH = f"""
 WITH q AS (SELECT websearch_to_tsquery('{CONFIG}', %(q)s) AS query),
-hits AS (
-    SELECT CASE m.role WHEN 'USER' THEN 'prompt' ELSE 'reply' END AS kind,
-           m.chatroom_id, m.id AS message_id, m.content AS text, m.created_at,
-           ts_rank(m.search, q.query)::float8 AS rank, m.id AS hit_id
-      FROM messages m, q
-     WHERE m.user_id = %(user_id)s AND m.search @@ q.query
-       AND m.status IN ('completed', 'cancelled') AND m.superseded_by IS NULL
-    UNION ALL
-    SELECT 'title', r.id, NULL, r.name, r.created_at,
-           ts_rank(r.search, q.query)::float8, r.id
-      FROM chatrooms r, q
-     WHERE r.user_id = %(user_id)s AND r.search @@ q.query
-),
 page AS (
-    SELECT * FROM hits
-     WHERE %(after_rank)s::float8 IS NULL
-        OR (rank, created_at, hit_id)
-           < (%(after_rank)s::float8, %(after_at)s::timestamptz, %(after_id)s::uuid)
-     ORDER BY rank DESC, created_at DESC, hit_id DESC
-     LIMIT %(limit)s
+    SELECT * FROM (
+        SELECT CASE m.role WHEN 'USER' THEN 'prompt' ELSE 'reply' END AS kind,
+               m.chatroom_id, m.id AS message_id, m.created_at,
+               ts_rank(m.search, q.query)::float8 AS rank, m.id AS hit_id
+          FROM messages m, q
+         WHERE m.user_id = %(user_id)s AND m.search @@ q.query
+           AND m.status IN ('completed', 'cancelled') AND m.superseded_by IS NULL
+        UNION ALL
+        SELECT 'title', r.id, NULL, r.created_at, ts_rank(r.search, q.query)::float8, r.id
+          FROM chatrooms r, q
+         WHERE r.user_id = %(user_id)s AND r.search @@ q.query
+        OFFSET 0
+    ) hits
+    WHERE %(after_rank)s::float8 IS NULL
+       OR (rank, created_at, hit_id)
+          < (%(after_rank)s::float8, %(after_at)s::timestamptz, %(after_id)s::uuid)
+    ORDER BY rank DESC, created_at DESC, hit_id DESC
+    LIMIT %(limit)s
 )
 SELECT p.kind, p.chatroom_id, r.name AS chatroom_name, p.message_id, p.created_at,
        p.rank, p.hit_id,
-       ts_headline('{CONFIG}', translate(p.text, %(markers)s, ''), q.query,
+       ts_headline('{CONFIG}', translate(coalesce(m.content, r.name), %(markers)s, ''),
+                   q.query,
                    CASE p.kind WHEN 'title' THEN %(title_headline)s
                                ELSE %(message_headline)s END) AS snippet
-  FROM page p JOIN chatrooms r ON r.id = p.chatroom_id AND r.user_id = %(user_id)s, q
+  FROM page p
+  JOIN chatrooms r ON r.id = p.chatroom_id AND r.user_id = %(user_id)s
+  LEFT JOIN messages m ON m.id = p.message_id
+ CROSS JOIN q
  ORDER BY p.rank DESC, p.created_at DESC, p.hit_id DESC
 """
 
