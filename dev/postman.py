@@ -144,7 +144,8 @@ if (!pm.variables.get('openapi')) {
 """
 
 # After every request to the API (not to the Stripe simulator's page): a request id, a
-# status the OpenAPI document lists for the operation, and a JSON body matching its schema.
+# status the OpenAPI document lists for the operation, a body of a media type it lists, and
+# a JSON body matching its schema.
 COLLECTION_TEST = r"""
 const url = pm.variables.replaceIn(pm.request.url.toString());
 if (url.startsWith(pm.variables.get('baseUrl'))) {
@@ -159,7 +160,13 @@ if (url.startsWith(pm.variables.get('baseUrl'))) {
     const documented = template && doc.paths[template][method].responses[code];
     pm.test(`${operation}: ${code} is in the OpenAPI document`,
         () => pm.expect(documented).to.be.an('object'));
-    const schema = documented?.content?.['application/json']?.schema;
+    // The body's own media type (export answers Markdown or JSON) must be documented.
+    const media = (pm.response.headers.get('Content-Type') || '').split(';')[0].trim();
+    if (documented?.content) {
+        pm.test(`${operation}: ${media} is documented for ${code}`,
+            () => pm.expect(documented.content).to.have.property(media));
+    }
+    const schema = media === 'application/json' && documented?.content?.[media]?.schema;
     if (schema) {
         pm.test(`${operation}: the body matches the OpenAPI schema of ${code}`,
             () => pm.response.to.have.jsonSchema({ ...schema, components: doc.components }));
@@ -185,6 +192,7 @@ VARIABLES = {
     "scratchChatroomId": "",
     "promptId": "",
     "replyId": "",
+    "shareToken": "",
     "promptsLeft": "",
     "checkoutUrl": "",
     "checkoutSessionId": "",
@@ -344,13 +352,84 @@ def chatrooms() -> Item:
     )
 
 
+def share_and_export(room: str) -> list[Item]:
+    """The room with its completed reply: shared, read without logging in, exported,
+    revoked."""
+    return [
+        request(
+            "Share the chatroom",
+            "POST",
+            f"{room}/share",
+            status=201,
+            test="""
+            const share = pm.response.json().data.share;
+            pm.test('a long random token', () => pm.expect(share.token).to.match(/^[\\w-]{43}$/));
+            pm.test('the page of the link',
+                () => pm.expect(share.path).to.equal(`/s/${share.token}`));
+            pm.collectionVariables.set('shareToken', share.token);
+            """,
+            doc="A read-only snapshot at `/s/{token}`: open `{{baseUrl}}/s/{{shareToken}}` in"
+            " a browser. The token is shown only here; sharing again replaces the link.",
+        ),
+        request(
+            "Read the shared chat without logging in",
+            "GET",
+            f"{API}/shared/{{{{shareToken}}}}",
+            status=200,
+            token=None,
+            test="""
+            const share = pm.response.json().data.share;
+            pm.test('the prompt and its reply', () => pm.expect(share.messages.map((m) => m.role))
+                .to.eql(['USER', 'GEMINI']));
+            pm.test('no user id or phone number', () => {
+                pm.expect(pm.response.text()).not.to.include(pm.collectionVariables.get('userId'));
+                pm.expect(pm.response.text()).not.to.include(pm.collectionVariables.get('mobileNumber'));
+            });
+            """,
+        ),
+        request(
+            "Export the chatroom as Markdown",
+            "GET",
+            f"{room}/export?format=md",
+            status=200,
+            test="""
+            pm.test('a Markdown attachment', () => {
+                pm.expect(pm.response.headers.get('Content-Type')).to.include('text/markdown');
+                pm.expect(pm.response.headers.get('Content-Disposition')).to.include('attachment');
+            });
+            pm.test('a heading per turn', () => pm.expect(pm.response.text()).to.match(/^## You/m));
+            """,
+        ),
+        request(
+            "Export the chatroom as JSON",
+            "GET",
+            f"{room}/export?format=json",
+            status=200,
+            test="""
+            pm.test('the room and its messages', () => pm.expect(pm.response.json().chatroom.id)
+                .to.equal(pm.collectionVariables.get('chatroomId')));
+            """,
+        ),
+        request("Revoke the share link", "DELETE", f"{room}/share", status=204),
+        request(
+            "The revoked link is gone",
+            "GET",
+            f"{API}/shared/{{{{shareToken}}}}",
+            status=404,
+            token=None,
+            test=expect_error("share_not_found"),
+        ),
+    ]
+
+
 def messages() -> Item:
     room = f"{API}/chatroom/{{{{chatroomId}}}}"
     reply = f"{room}/message/{{{{replyId}}}}"
     return folder(
         "3 Messages",
         "A prompt; its reply streamed (newman reads the whole stream once the reply is"
-        " done) and polled; a regenerated reply, stopped.",
+        " done) and polled; the chat shared, exported and unshared; a regenerated reply,"
+        " stopped.",
         request(
             "Send a message",
             "POST",
@@ -411,6 +490,7 @@ def messages() -> Item:
             ),
             doc="What a client that cannot stream does: repeats until the reply is final.",
         ),
+        *share_and_export(room),
         request(
             "Search across chats",
             "GET",
@@ -473,6 +553,32 @@ def usage_and_limit() -> Item:
                 pm.expect(usage.remaining).to.equal(usage.limit - usage.used);
             });
             pm.collectionVariables.set('promptsLeft', usage.remaining);
+            """,
+        ),
+        request(
+            "Models of the plan",
+            "GET",
+            f"{API}/models",
+            status=200,
+            test="""
+            const models = pm.response.json().data;
+            pm.test('Basic: its own model, nothing else to choose', () => {
+                pm.expect(models.tier).to.equal('BASIC');
+                pm.expect(models.allowed).to.eql([models.default]);
+            });
+            pm.collectionVariables.set('defaultModel', models.default);
+            """,
+        ),
+        request(
+            "Choose the chatroom's model",
+            "PUT",
+            f"{room}/model",
+            status=200,
+            body={"model": "{{defaultModel}}"},
+            test="""
+            const chatroom = pm.response.json().data.chatroom;
+            pm.test('chosen', () => pm.expect(chatroom.model)
+                .to.equal(pm.collectionVariables.get('defaultModel')));
             """,
         ),
         request(

@@ -144,3 +144,16 @@ def test_a_public_app_neither_continues_nor_forwards_a_client_trace():
     private, public = out
     assert private.startswith("False True")  # behind the gateway: the trace continues
     assert public == "True False [None]"  # at the edge: a new trace, the header gone
+
+
+def test_a_share_links_token_never_reaches_a_client_spans_url() -> None:
+    from shared.tracing import redacted_url
+
+    token = "q3V8fJx2L0bM7cR1tY9wN4sK6hD5gA0zE2uP8iO3lXy"
+    assert redacted_url(f"http://chat:8002/api/v1/shared/{token}") == (
+        "http://chat:8002/api/v1/shared/{token}"
+    )
+    assert redacted_url(f"http://gw/s/{token}?x=1") == "http://gw/s/{token}?x=1"
+    assert redacted_url("http://chat:8002/api/v1/chatroom/r1/share") == (
+        "http://chat:8002/api/v1/chatroom/r1/share"
+    )

@@ -160,6 +160,11 @@ async def test_reach_the_basic_limit_upgrade_through_checkout_and_keep_chatting(
     await person.sign_in()
     for n in range(basic_limit):
         await person.ask(f"Prompt number {n + 1}")
+    # Basic's model answered, and Basic has no other to choose.
+    await expect(person.last_reply.locator(".msg-model")).to_have_text("gemini-2.5-flash")
+    picker = page.get_by_role("combobox", name="Model for this chat")
+    await expect(picker).to_be_disabled()
+    await expect(picker).to_have_value("")
 
     # At the limit: a clear message with the reset time, an Upgrade button, no sending.
     banner = page.get_by_role("alert").filter(has_text="You've reached today's limit")
@@ -196,6 +201,15 @@ async def test_reach_the_basic_limit_upgrade_through_checkout_and_keep_chatting(
         reply = await person.ask(f"Pro prompt {n + 1}")
         assert f"Pro prompt {n + 1}" in reply
     await expect(person.replies).to_have_count(2 * basic_limit + 1)
+    # Pro's own model answered; this chat may choose Basic's instead, for its next prompts.
+    await expect(person.last_reply.locator(".msg-model")).to_have_text("gemini-2.5-pro")
+    await expect(picker).to_be_enabled()
+    await picker.select_option("gemini-2.5-flash")
+    await expect(page.get_by_text("This chat now uses gemini-2.5-flash.")).to_be_visible()
+    await person.ask("Which model now?")
+    await expect(person.last_reply.locator(".msg-model")).to_have_text("gemini-2.5-flash")
+    await page.reload()
+    await expect(picker).to_have_value("gemini-2.5-flash")
 
     await page.get_by_role("button", name="Log out").click()
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()

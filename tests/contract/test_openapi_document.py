@@ -144,6 +144,7 @@ def test_only_the_routes_that_need_a_token_have_the_bearer_scheme(services, merg
     assert public == {
         ("get", "/healthz"),
         ("get", "/readyz"),
+        ("get", f"{API}/shared/{{token}}"),  # a share link's snapshot, read by its holder
         *(
             ("post", f"{API}/{name}")
             for name in (

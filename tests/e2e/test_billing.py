@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -360,3 +361,38 @@ async def test_rebuild_from_the_event_log_gives_the_same_projection(
     done = await asyncio.to_thread(stack.command, "billing", "rebuild")
     assert done.returncode == 0, done.stderr
     assert projection() == before
+
+
+async def test_each_tier_is_answered_by_its_model_from_the_next_prompt(customer, simulator):
+    """GEMINI_MODEL_BASIC, then GEMINI_MODEL_PRO once paid: what the simulator was asked,
+    what the reply says it was, and what GET /models offers."""
+
+    async def asked_for(content: str) -> tuple[str, str]:
+        sent = await customer.send(content)
+        assert sent.status_code == 201, sent.text
+        data = sent.json()["data"]
+        room = data["message"]["chatroomId"]
+
+        async def answered() -> list[dict]:
+            requests = (await simulator.get("/_sim/requests")).json()["requests"]
+            return [r for r in requests if r["contents"][-1]["parts"][0]["text"] == content]
+
+        await customer.until("the simulator to be asked", answered)
+        detail = await customer.api.get(f"/api/v1/chatroom/{room}", headers=customer.headers)
+        (reply,) = [
+            m for m in detail.json()["data"]["chatroom"]["messages"] if m["role"] == "GEMINI"
+        ]
+        return (await answered())[-1]["model"], reply["model"]
+
+    models = await customer.api.get("/api/v1/models", headers=customer.headers)
+    assert models.json()["data"] == {
+        "tier": "BASIC",
+        "default": "gemini-2.5-flash",
+        "allowed": ["gemini-2.5-flash"],
+    }
+    assert await asked_for(f"basic {uuid.uuid4()}") == ("gemini-2.5-flash", "gemini-2.5-flash")
+    await customer.pay()
+    await customer.until_tier("PRO")
+    models = await customer.api.get("/api/v1/models", headers=customer.headers)
+    assert models.json()["data"]["allowed"] == ["gemini-2.5-pro", "gemini-2.5-flash"]
+    assert await asked_for(f"pro {uuid.uuid4()}") == ("gemini-2.5-pro", "gemini-2.5-pro")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import schemathesis
@@ -17,7 +19,8 @@ class FuzzUser:
     Some operations (logout, change-password) revoke every token issued before them, so
     each case gets a token issued just before it, for the same user, signed like auth's.
     It owns chatrooms with a reply, so that generated requests reach existing resources
-    too (``path_parameters``): one room for DELETE, one for everything else.
+    too (``path_parameters``): one room for DELETE, one for everything else, shared once
+    its reply completed (the link's token).
     """
 
     def __init__(self, user_id: str, mobile_number: str, token: str, jwt_secret: str) -> None:
@@ -28,10 +31,11 @@ class FuzzUser:
         self.room_id = ""
         self.doomed_room_id = ""
         self.reply_id = ""
+        self.share_token = ""
 
     def path_parameters(self, method: str) -> dict[str, str]:
         room = self.doomed_room_id if method.upper() == "DELETE" else self.room_id
-        return {"chatroom_id": room, "reply_id": self.reply_id}
+        return {"chatroom_id": room, "reply_id": self.reply_id, "token": self.share_token}
 
     def headers(self) -> dict[str, str]:
         token = issue_access_token(
@@ -65,7 +69,19 @@ def fuzz_user(stack: Stack, jwt_secret: str) -> FuzzUser:
         )
         assert sent.status_code == 201, sent.text
         user.reply_id = sent.json()["data"]["reply"]["id"]
+        user.share_token = share_when_replied(client, user.room_id, auth)
     return user
+
+
+def share_when_replied(client: httpx.Client, room_id: str, auth: dict[str, str]) -> str:
+    """The token of a link to the room, made once its reply completed (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        shared = client.post(f"/api/v1/chatroom/{room_id}/share", headers=auth)
+        if shared.status_code == 201:
+            return str(shared.json()["data"]["share"]["token"])
+        assert shared.status_code == 409 and time.monotonic() < deadline, shared.text
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -170,7 +170,7 @@ def queued(cleanup: list[str]) -> Callable[..., tuple[MessageQueued, Envelope]]:
     """A MessageQueued (and its envelope) whose reply stream is cleaned up."""
 
     def make(
-        prompt: str, history: list[tuple[str, str]] | None = None
+        prompt: str, history: list[tuple[str, str]] | None = None, model: str | None = None
     ) -> tuple[MessageQueued, Envelope]:
         event = MessageQueued(
             reply_id=uuid.uuid4(),
@@ -179,6 +179,7 @@ def queued(cleanup: list[str]) -> Callable[..., tuple[MessageQueued, Envelope]]:
             user_id=uuid.uuid4(),
             prompt=f"{prompt} ({uuid.uuid4().hex[:8]})",  # unique: sim markers count per prompt
             history=[HistoryTurn(role=r, text=t) for r, t in history or []],
+            model=model,
         )
         cleanup.extend([f"ai.reply.{event.reply_id}", f"ai-worker.lease.{event.reply_id}"])
         return event, encode(event, producer="chat", correlation_id=f"req-{uuid.uuid4().hex[:8]}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 
 from chat.app import create_app
 from chat.settings import Settings
-from shared.events import Event, decode, encode
+from shared.events import Event, ReplyCompleted, SubscriptionChanged, decode, encode
 from shared.events.envelope import to_json
 from shared.migrations import MESSAGING, TIER_PROJECTION, migrate
 from shared.testing.asgi import served
@@ -128,6 +129,31 @@ class Bus:
     ) -> None:
         envelope = encode(event, producer=producer)
         await self.redis.xadd(stream, {"type": envelope.type, "envelope": to_json(envelope)})
+
+    async def tier(self, user: User, tier: str, as_of: datetime | None = None) -> None:
+        """Billing says ``user`` is now on ``tier``; returns once chat has applied it."""
+        pro = tier == "PRO"
+        changed = SubscriptionChanged(
+            user_id=user.id,
+            tier="PRO" if pro else "BASIC",
+            status="active" if pro else "canceled",
+            current_period_end=datetime.now(UTC) + timedelta(days=30),
+            as_of=as_of or datetime.now(UTC),
+        )
+        await self.emit(changed, stream="billing.events", producer="billing")
+        await self.handled("billing.events")
+
+    async def complete(self, user: User, room_id: str, reply_id: str, text: str) -> None:
+        """The worker's ReplyCompleted for a reply, with ``text``."""
+        await self.emit(
+            ReplyCompleted(
+                reply_id=uuid.UUID(reply_id),
+                chatroom_id=uuid.UUID(room_id),
+                user_id=user.id,
+                text=text,
+                finish_reason="STOP",
+            )
+        )
 
     async def handled(self, stream: str = "ai.events") -> None:
         """Every event on ``stream`` so far handled by chat (see shared.testing.wait)."""

@@ -68,6 +68,8 @@ class FakeService:
     # Runs inside the token-state handler before it answers (to stage races).
     on_token_state: Callable[[str], Awaitable[None]] | None = None
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    # Canned answers by request path: (status, JSON body).
+    canned: dict[str, tuple[int, Any]] = field(default_factory=dict)
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
@@ -89,6 +91,9 @@ class FakeService:
         self.received.append(
             Received(request.method, request.raw_path, request.headers, await request.read())
         )
+        if path in self.canned:
+            status, body = self.canned[path]
+            return web.json_response(body, status=status)
         behaviour = request.headers.get("X-Fake", "json")
         if behaviour == "sse":
             return await self.sse(request)

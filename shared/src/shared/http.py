@@ -114,7 +114,7 @@ class RequestLogMiddleware:
                 log.info(
                     "http.request",
                     method=method,
-                    path=path,
+                    path=scope.get(_LOGGED_PATH, path),
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
@@ -123,6 +123,14 @@ class RequestLogMiddleware:
 
 # The probes and the scrape: neither logged nor counted (they would drown the rest).
 _UNLOGGED = frozenset({"/healthz", "/readyz", "/livez", "/metrics"})
+_LOGGED_PATH = "logged_path"
+
+
+def redact_path(scope: Scope, template: str) -> None:
+    """Log and trace this request under its route ``template``, never its path: the path
+    holds a secret (a share link's token opens the chat to whoever reads it)."""
+    scope[_LOGGED_PATH] = template
+    tracing.redact_url(template)
 
 
 class RequestGuardMiddleware:

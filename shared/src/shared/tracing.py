@@ -20,6 +20,7 @@ service's start), spans go to that endpoint over OTLP/HTTP (the exporter reads t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,9 @@ ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 UNTRACED_URLS = "/healthz$,/readyz$,/livez$,/metrics$"
 
 _tracer: Tracer | None = None
+# Paths whose last segment is a credential (a share link's token, chat's snapshot route and
+# the gateway's page): client spans record them with the segment replaced.
+_SECRET_PATHS = re.compile(r"(/(?:s|api/v1/shared)/)[^/?#]+")
 
 
 def enabled() -> bool:
@@ -75,11 +79,17 @@ def configure_tracing(service: str, *, exporter: SpanExporter | None = None) -> 
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    AioHttpClientInstrumentor().instrument()
+    AioHttpClientInstrumentor().instrument(url_filter=redacted_url)
     RedisInstrumentor().instrument()
     _tracer = trace.get_tracer("shared.tracing")
     log.info("tracing.enabled", endpoint=os.environ.get(ENDPOINT_ENV))
     return True
+
+
+def redacted_url(url: object) -> str:
+    """``url`` as a client span records it: a credential in its path replaced (see
+    ``_SECRET_PATHS``)."""
+    return _SECRET_PATHS.sub(r"\1{token}", str(url))
 
 
 def _entry_points() -> Any:
@@ -167,6 +177,18 @@ def name_route(method: str, template: str) -> None:
     current = get_current_span()
     current.update_name(f"{method} {template}")
     current.set_attribute("http.route", template)
+
+
+def redact_url(template: str) -> None:
+    """Replace the current server span's URL attributes (old and new conventions) with the
+    route ``template``: the request's path holds a secret."""
+    if _tracer is None:
+        return
+    from opentelemetry.trace import get_current_span
+
+    current = get_current_span()
+    for key in ("http.target", "http.url", "url.path", "url.full"):
+        current.set_attribute(key, template)
 
 
 def current_context() -> dict[str, str] | None:

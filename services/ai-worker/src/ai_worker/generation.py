@@ -137,9 +137,13 @@ class ReplyGenerator:
         self.redis = redis
         self.settings = settings
         self.fields = request_fields(settings)
-        self.path = f"{model_path(settings.gemini_model)}:streamGenerateContent?alt=sse"
 
-    async def title(self, prompt: str, reply: str) -> str:
+    def model_of(self, event: MessageQueued) -> str:
+        """The model chat chose for the reply (its tier's, or the room's choice); this
+        worker's GEMINI_MODEL for an event from before chat chose one."""
+        return event.model or self.settings.gemini_model
+
+    async def title(self, prompt: str, reply: str, model: str) -> str:
         """A short title for a conversation that starts with ``prompt`` and ``reply``: one
         request, no retries (a chatroom without a title is no failure)."""
         text = f"{TITLE_INSTRUCTION}\n\nUser: {prompt[:500]}\nGemini: {reply[:500]}"
@@ -149,7 +153,7 @@ class ReplyGenerator:
         )
         async with asyncio.timeout(self.settings.gemini_chunk_timeout_seconds):
             response = await self.client.aio.models.generate_content(
-                model=self.settings.gemini_model,
+                model=model,
                 contents=[types.Content(role="user", parts=[types.Part(text=text)])],
                 config=config,
             )
@@ -177,8 +181,7 @@ class ReplyGenerator:
         started = asyncio.get_running_loop().time()
         metrics.IN_FLIGHT.inc()
         try:
-            model = {"gen_ai.request.model": self.settings.gemini_model}
-            with tracing.span("gemini generate", model):
+            with tracing.span("gemini generate", {"gen_ai.request.model": self.model_of(event)}):
                 outcome = await self._generate(event, stopped)
                 tracing.annotate(
                     status=outcome.status,
@@ -201,6 +204,7 @@ class ReplyGenerator:
 
     async def _generate(self, event: MessageQueued, stopped: asyncio.Event | None) -> Outcome:
         reply_id = str(event.reply_id)
+        model = self.model_of(event)
         contents = build_contents(event.prompt, event.history)
         stopped = stopped or asyncio.Event()
         draft = Draft()
@@ -224,9 +228,9 @@ class ReplyGenerator:
                         await replies.append_reset(
                             self.redis, reply_id, ttl=self.settings.reply_stream_ttl_seconds
                         )
-                    draft = Draft(model=self.settings.gemini_model)
+                    draft = Draft(model=model)
                     try:
-                        await self._attempt(reply_id, contents, draft, stopped)
+                        await self._attempt(reply_id, model, contents, draft, stopped)
                     finally:
                         dirty = bool(draft.parts)
         except StopRequested:
@@ -236,12 +240,14 @@ class ReplyGenerator:
             return failure(exc, partial_text=draft.text, attempts=attempts)
         return classify(draft, attempts)
 
-    async def _chunks(self, contents: list[Wire]) -> AsyncGenerator[Wire, None]:
+    async def _chunks(self, model: str, contents: list[Wire]) -> AsyncGenerator[Wire, None]:
         """The chunks of one streamGenerateContent request, each a JSON object; the request
         goes out on the first anext()."""
         api = self.client.aio._api_client  # the SDK's transport: see "the request" above
         responses = await api.async_request_streamed(
-            "post", self.path, {"contents": contents, **self.fields}
+            "post",
+            f"{model_path(model)}:streamGenerateContent?alt=sse",
+            {"contents": contents, **self.fields},
         )
         try:
             async for response in responses:
@@ -252,6 +258,7 @@ class ReplyGenerator:
     async def _attempt(
         self,
         reply_id: str,
+        model: str,
         contents: list[Wire],
         draft: Draft,
         stopped: asyncio.Event,
@@ -264,7 +271,7 @@ class ReplyGenerator:
         chunk_timeout = self.settings.gemini_chunk_timeout_seconds
         deadline = loop.time() + request_timeout
         draft.started_at = loop.time()
-        stream = self._chunks(contents)  # sends nothing yet
+        stream = self._chunks(model, contents)  # sends nothing yet
         # The wait for the next chunk, while one is in progress: a stop ends it at once.
         # (A timeout on this task rather than a task per chunk: the chunks are the hot path.)
         waiting: asyncio.Timeout | None = None

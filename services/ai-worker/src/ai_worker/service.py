@@ -202,7 +202,7 @@ async def _suggest_title(
     ctx: WorkerContext, event: MessageQueued, outcome: Outcome, correlation_id: str | None
 ) -> None:
     try:
-        title = await ctx.generator.title(event.prompt, outcome.text)
+        title = await ctx.generator.title(event.prompt, outcome.text, ctx.generator.model_of(event))
     except Exception as exc:  # a room without a title is no failure of the reply
         log.warning("reply.title_failed", error=repr(exc))
         return

@@ -53,6 +53,23 @@ async def test_reply_streams_token_by_token_and_completes(redis, ctx, sim, queue
     assert len(await sim.requests()) == 1
 
 
+async def test_the_model_chat_chose_is_asked_and_reported(redis, ctx, sim, queued):
+    """The model travels in MessageQueued (chat chose it by tier); without one, the worker's
+    GEMINI_MODEL (events queued before chat chose models)."""
+    chosen = queued("Which model are you?", model="gemini-2.5-pro")
+    await answer(ctx, chosen)
+    unchosen = queued("And you?")
+    await answer(ctx, unchosen)
+
+    asked = [r["model"] for r in await sim.requests()]
+    assert asked == ["gemini-2.5-pro", ctx.settings.gemini_model]
+    reported = {r.reply_id: r.model for _, r in await results(redis, ctx)}
+    assert reported == {
+        chosen[0].reply_id: "gemini-2.5-pro",
+        unchosen[0].reply_id: ctx.settings.gemini_model,
+    }
+
+
 async def test_history_reaches_the_model_with_the_prompt_once(ctx, sim, queued):
     history = [
         ("user", "What is green tea?"),

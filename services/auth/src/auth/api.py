@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import service, sessions
+from auth import deletion, service, sessions
 from auth.context import AuthContext
 from auth.repository import User
 from auth.schemas import (
     ChangePasswordIn,
+    DeleteAccountIn,
     LoginIn,
     MeOut,
     MessageOut,
@@ -226,6 +227,23 @@ router.add_api_route(
     name="user_me",
     tags=["user"],
 )
+
+
+@router.delete(
+    "/user/me",
+    response_model=MessageOut,
+    responses=error_responses(400, 401, 404, 429, 503),
+    tags=["user"],
+)
+async def delete_account(
+    body: DeleteAccountIn, request: Request, user_id: CurrentUserId, db: Db, ctx: Ctx
+) -> MessageOut:
+    """Deletes the account and everything of it, in every service (UserDeleted): chats,
+    usage, the Pro subscription (cancelled at once). Needs a fresh code from send-otp as
+    ``otp``. Every token of the account stops working."""
+    await deletion.delete_account(db, ctx, user_id, body.otp, client_ip(request))
+    return MessageOut(message="Your account and its chats have been deleted.")
+
 
 # Not routed by the gateway: the gateway asks here when its cache of a user's
 # "tokens valid after" time is empty.

@@ -19,7 +19,7 @@ from shared.http import database_and_redis_checks
 from shared.runtime import service_runtime
 
 SCHEMA = "auth"
-CONSUMES = ["billing.events"]
+CONSUMES = ["billing.events", "auth.events"]  # auth.events: its own UserDeleted
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -187,3 +187,11 @@ async def consume_challenge(conn: AsyncConnection, challenge_id: uuid.UUID) -> b
         (challenge_id,),
     )
     return cur.rowcount == 1
+
+
+async def delete_user(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
+    """The user and all auth holds of them: their codes (ON DELETE CASCADE) and their tier
+    projection row. False when there was no such user."""
+    await conn.execute("DELETE FROM tier_projection WHERE user_id = %s", (user_id,))
+    cur = await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+    return cur.rowcount > 0

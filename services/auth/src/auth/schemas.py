@@ -95,6 +95,16 @@ class ChangePasswordIn(CamelModel):
     )
 
 
+class DeleteAccountIn(CamelModel):
+    model_config = examples({"otp": "123456"})
+
+    otp: str = Field(
+        pattern=r"^\d{6}$",
+        description="A code send-otp sent to the account's number just now: a token alone"
+        " cannot delete the account.",
+    )
+
+
 # Responses
 
 

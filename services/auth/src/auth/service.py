@@ -112,7 +112,7 @@ async def issue_code(
 INVALID_CODE = "Invalid OTP."
 
 
-async def _check_code(
+async def check_code(
     tx: Transaction, ctx: AuthContext, user: User | None, purpose: str, code: str
 ) -> Challenge | AppError:
     result = await _checked_code(tx, ctx, user, purpose, code)
@@ -175,7 +175,7 @@ async def verify_code(
     attempt = await ctx.throttle.code_attempt(number, client_ip)
     async with db.transaction() as tx:
         user = await repository.lock_user_by_mobile(tx.conn, number)
-        result = await _check_code(tx, ctx, user, LOGIN, code)
+        result = await check_code(tx, ctx, user, LOGIN, code)
         if isinstance(result, Challenge) and user is not None:
             confirmed = None
             if user.pending_password_hash and password is not None:
@@ -250,7 +250,7 @@ async def reset_password(
     attempt = await ctx.throttle.code_attempt(number, client_ip)
     async with db.transaction() as tx:
         user = await repository.lock_user_by_mobile(tx.conn, number)
-        result = await _check_code(tx, ctx, user, RESET, code)
+        result = await check_code(tx, ctx, user, RESET, code)
         if isinstance(result, Challenge) and user is not None:
             password_hash = await ctx.hashing.hash(new_password)
             await repository.consume_challenge(tx.conn, result.id)
@@ -298,7 +298,7 @@ async def change_password(
                     "and send it here as otp.",
                 )
             attempt = await ctx.throttle.code_attempt(user.mobile_number, client_ip)
-            result = await _check_code(tx, ctx, user, RESET, code)
+            result = await check_code(tx, ctx, user, RESET, code)
             if isinstance(result, AppError):
                 failure = result
             else:

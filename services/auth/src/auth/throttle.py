@@ -12,12 +12,16 @@ address nothing):
   limit lets every one of them through). `limits` cannot give a hit back, so attempts are
   a small Lua script over one sorted set per subject (:class:`AttemptLimiter`).
 
+A number is counted under a keyed hash of it (``Throttle._number``), never in clear.
+
 Every refusal raises :class:`shared.errors.RateLimited` (429 with ``Retry-After``). If
 Redis is down nothing can be counted, so every limited route refuses with 503.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 import uuid
@@ -146,6 +150,11 @@ class Throttle:
             retry_on_error=[RedisConnectionError],  # type: ignore[arg-type]  # limits: as above
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
+        # Numbers are counted under a keyed hash: Redis never holds one in clear, so the
+        # windows can outlive an account deleted meanwhile without keeping its number.
+        self._number_key = hashlib.sha256(
+            b"throttle-number:" + settings.jwt_secret.encode()
+        ).digest()
         self.attempts = AttemptLimiter(redis)
         cooldown = settings.otp_resend_cooldown_seconds
         self.resend_cooldown: RateLimitItem | None = (
@@ -181,6 +190,9 @@ class Throttle:
             "Too many wrong codes from this network. Try again later.",
         )
 
+    def _number(self, mobile_number: str) -> str:
+        return hmac.new(self._number_key, mobile_number.encode(), hashlib.sha256).hexdigest()[:32]
+
     async def _retry_after(self, item: RateLimitItem, *ids: str) -> int:
         stats = await _storage(self.limiter.get_window_stats(item, *ids))
         return max(1, math.ceil(stats.reset_time - time.time()))
@@ -197,13 +209,13 @@ class Throttle:
                 self.resend_cooldown,
                 "A code was just sent to this number. Wait before asking for another.",
                 "otp-cooldown",
-                mobile_number,
+                self._number(mobile_number),
             )
         await self._hit(
             self.sends_per_number,
             "Too many codes requested for this number. Try again later.",
             "otp-number",
-            mobile_number,
+            self._number(mobile_number),
         )
         await self._hit(
             self.sends_per_ip,
@@ -217,7 +229,7 @@ class Throttle:
             self.signups_per_number,
             "Too many sign-ups for this number. Try again later.",
             "signup-number",
-            mobile_number,
+            self._number(mobile_number),
         )
         await self._hit(
             self.signups_per_ip,
@@ -228,10 +240,10 @@ class Throttle:
 
     async def login_attempt(self, mobile_number: str, ip: str) -> Attempt:
         return await self.attempts.take(
-            (self.login_per_number, mobile_number), (self.login_per_ip, ip)
+            (self.login_per_number, self._number(mobile_number)), (self.login_per_ip, ip)
         )
 
     async def code_attempt(self, mobile_number: str, ip: str) -> Attempt:
         return await self.attempts.take(
-            (self.codes_per_number, mobile_number), (self.codes_per_ip, ip)
+            (self.codes_per_number, self._number(mobile_number)), (self.codes_per_ip, ip)
         )

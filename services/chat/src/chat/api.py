@@ -10,7 +10,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import list_cache, metrics, prompts, quota, rooms, stream_slots, streaming
+from chat import list_cache, metrics, models, prompts, quota, rooms, stream_slots, streaming
 from chat.context import ChatContext
 from chat.repository import Chatroom, Message
 from chat.schemas import (
@@ -21,6 +21,7 @@ from chat.schemas import (
     ChatroomIn,
     ChatroomListData,
     ChatroomListOut,
+    ChatroomModelIn,
     ChatroomOut,
     ChatroomOutEnvelope,
     ChatroomWithMessages,
@@ -28,6 +29,8 @@ from chat.schemas import (
     MessageOut,
     MessageQueuedData,
     MessageQueuedOut,
+    ModelsData,
+    ModelsOut,
     NewChatroomIn,
     RegeneratedData,
     RegeneratedOut,
@@ -71,6 +74,7 @@ def room_out(room: Chatroom) -> ChatroomOut:
         user_id=str(room.user_id),
         created_at=room.created_at,
         updated_at=room.updated_at,
+        model=room.model,
     )
 
 
@@ -87,11 +91,19 @@ def message_out(message: Message) -> MessageOut:
         error=message.error,
         error_code=message.error_code,
         superseded_by=str(message.superseded_by) if message.superseded_by else None,
+        model=message.model,
     )
 
 
 def stream_url(message: Message) -> str:
     return f"/api/v1/chatroom/{message.chatroom_id}/message/{message.id}/stream"
+
+
+def reply_ref(reply: Message) -> ReplyRef:
+    """A queued reply, as a send or a regenerate answers it."""
+    return ReplyRef(
+        id=str(reply.id), status=reply.status, stream_url=stream_url(reply), model=reply.model
+    )
 
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
@@ -186,6 +198,20 @@ async def rename_chatroom(
     return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
 
 
+@router.put(
+    "/chatroom/{chatroom_id}/model",
+    response_model=ChatroomOutEnvelope,
+    responses=error_responses(400, 401, 404),
+)
+async def choose_model(
+    chatroom_id: str, body: ChatroomModelIn, user: CurrentUserId, db: Db, ctx: Ctx
+) -> ChatroomOutEnvelope:
+    """The model that answers the room's next prompts, among those the caller's tier allows
+    (`GET /models`); null goes back to the tier's own."""
+    room = await models.choose(db, ctx, user, _uuid(chatroom_id), body.model)
+    return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
+
+
 @router.delete(
     "/chatroom/{chatroom_id}",
     status_code=204,
@@ -224,7 +250,7 @@ async def send_message(
         message="Message sent and queued for AI response.",
         data=MessageQueuedData(
             message=message_out(queued.prompt),
-            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),
+            reply=reply_ref(reply),
         ),
     )
 
@@ -262,7 +288,7 @@ async def regenerate_reply(
     return RegeneratedOut(
         message="Regenerating the reply.",
         data=RegeneratedData(
-            reply=ReplyRef(id=str(reply.id), status=reply.status, stream_url=stream_url(reply)),
+            reply=reply_ref(reply),
             previous=message_out(previous),
         ),
     )
@@ -329,3 +355,11 @@ async def get_usage(user: CurrentUserId, db: Db, ctx: Ctx) -> UsageOut:
             resets_at=usage.resets_at,
         )
     )
+
+
+@router.get("/models", response_model=ModelsOut, responses=error_responses(401))
+async def get_models(user: CurrentUserId, db: Db, ctx: Ctx) -> ModelsOut:
+    """The Gemini models of the caller's tier: its own (`default`) and what a room may
+    choose."""
+    found = await models.available(db, ctx, user)
+    return ModelsOut(data=ModelsData(tier=found.tier, default=found.default, allowed=found.allowed))

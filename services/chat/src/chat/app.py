@@ -12,6 +12,7 @@ from chat.context import ChatContext
 from chat.handlers import HANDLERS
 from chat.search_api import router as search_router
 from chat.settings import Settings
+from chat.share_api import router as share_router
 from chat.stream_slots import StreamSlots
 from shared.http import create_app as create_service_app
 from shared.http import database_and_redis_checks
@@ -55,4 +56,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.include_router(router)
     app.include_router(search_router)
+    app.include_router(share_router)
     return app

@@ -13,6 +13,7 @@ import structlog
 
 from chat import repository
 from chat.context import PRODUCER, ChatContext
+from chat.models import model_for_reply
 from chat.quota import (
     DailyLimitReached,
     Usage,
@@ -94,11 +95,12 @@ async def queue(
         history=await _history(tx, settings, prompt),
         attempt=attempt,
         want_title=want_title,
+        model=reply.model,
     )
     await outbox.add(tx.conn, event, producer=PRODUCER, correlation_id=correlation_id)
 
 
-async def _new_reply(tx: Transaction, prompt: Message, day: date) -> Message:
+async def _new_reply(tx: Transaction, prompt: Message, day: date, model: str) -> Message:
     """A queued reply to ``prompt``; 409 while another reply in the room is pending."""
     try:
         async with tx.conn.transaction():  # a savepoint: the conflict is expected
@@ -112,6 +114,7 @@ async def _new_reply(tx: Transaction, prompt: Message, day: date) -> Message:
                 status="queued",
                 reply_to=prompt.id,
                 quota_day=day,
+                model=model,
             )
     except psycopg.errors.UniqueViolation:
         raise _reply_pending() from None
@@ -157,6 +160,7 @@ async def queue_message(
         if context.pending:
             raise _reply_pending()
         prompt_id, reply_id = uuid.uuid4(), uuid.uuid4()
+        model = model_for_reply(settings, tier, context.room)
         event = MessageQueued(
             reply_id=reply_id,
             message_id=prompt_id,
@@ -166,6 +170,7 @@ async def queue_message(
             history=_bounded_history(settings, context.history),
             attempt=1,
             want_title=context.room.auto_title and context.prompts == 0,
+            model=model,
         )
         try:
             stored = await repository.store_prompt(
@@ -177,6 +182,7 @@ async def queue_message(
                 prompt_id=prompt_id,
                 reply_id=reply_id,
                 content=content,
+                model=model,
                 event=outbox.row(event, producer=PRODUCER, correlation_id=correlation_id),
             )
         except psycopg.errors.UniqueViolation:
@@ -187,7 +193,13 @@ async def queue_message(
             assert limit is not None
             raise DailyLimitReached(Usage(tier, limit, limit, resets_at))
     assert stored.prompt is not None and stored.reply is not None
-    log.info("chat.message_queued", chatroom_id=str(room_id), reply_id=str(reply_id), tier=tier)
+    log.info(
+        "chat.message_queued",
+        chatroom_id=str(room_id),
+        reply_id=str(reply_id),
+        tier=tier,
+        model=model,
+    )
     return QueuedPrompt(stored.prompt, stored.reply, Usage(tier, limit, stored.used, resets_at))
 
 
@@ -214,7 +226,8 @@ async def regenerate_reply(
         prompt = await repository.get_message_by_id(tx.conn, old.reply_to)
         assert prompt is not None
         usage = await take_quota(tx, ctx, user_id, now)
-        reply = await _new_reply(tx, prompt, utc_day(now))
+        model = model_for_reply(ctx.settings, usage.tier, room)
+        reply = await _new_reply(tx, prompt, utc_day(now), model)
         await repository.supersede(tx.conn, old.id, reply.id)
         await queue(tx, ctx.settings, prompt, reply, 1, correlation_id)
     log.info("chat.reply_regenerated", reply_id=str(reply.id), superseded=str(old.id))

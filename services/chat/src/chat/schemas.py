@@ -22,6 +22,7 @@ _ROOM = {
     "userId": _USER_ID,
     "createdAt": _AT,
     "updatedAt": _AT,
+    "model": None,
 }
 _PROMPT = {
     "id": "8e2d4c6a-0b1f-4a3e-8d5c-7f9a1b3c5e70",
@@ -44,11 +45,13 @@ _REPLY = {
     "createdAt": _AT,
     "completedAt": "2026-12-01T09:00:02Z",
     "replyTo": _PROMPT["id"],
+    "model": "gemini-2.5-flash",
 }
 _NEW_REPLY = {
     "id": "a47c2e9b-6d3f-4b1a-8e5c-0f2d4b6a8c91",
     "status": "queued",
     "streamUrl": f"/api/v1/chatroom/{_ROOM_ID}/message/a47c2e9b-6d3f-4b1a-8e5c-0f2d4b6a8c91/stream",
+    "model": "gemini-2.5-flash",
 }
 
 
@@ -56,6 +59,16 @@ class ChatroomIn(CamelModel):
     model_config = examples({"name": "chatroom 01 basic"})
 
     name: str = Field(min_length=1, max_length=1000, examples=["chatroom 01 basic"])
+
+
+class ChatroomModelIn(CamelModel):
+    model_config = examples({"model": "gemini-2.5-pro"})
+
+    model: str | None = Field(
+        min_length=1,
+        max_length=200,
+        description="One of GET /models' `allowed`; null: the tier's own, whatever it becomes.",
+    )
 
 
 class NewChatroomIn(CamelModel):
@@ -81,6 +94,10 @@ class ChatroomOut(CamelModel):
     user_id: str
     created_at: datetime
     updated_at: datetime
+    model: str | None = Field(
+        default=None,
+        description="The Gemini model the room chose (PUT .../model); null: its tier's own.",
+    )
 
 
 class MessageOut(CamelModel):
@@ -96,6 +113,10 @@ class MessageOut(CamelModel):
     error_code: str | None = None
     superseded_by: str | None = Field(
         default=None, description="The reply that regenerated this one (this one is history)."
+    )
+    model: str | None = Field(
+        default=None,
+        description="A reply's: the Gemini model asked. Null for prompts and older replies.",
     )
 
     @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorated properties; pydantic's way
@@ -177,6 +198,7 @@ class ReplyRef(CamelModel):
     id: str
     status: MessageStatus
     stream_url: str
+    model: str | None = Field(default=None, description="The Gemini model asked.")
 
 
 class MessageQueuedData(CamelModel):
@@ -253,3 +275,25 @@ class UsageOut(CamelModel):
 
     status: Literal["success"] = "success"
     data: UsageData
+
+
+class ModelsData(CamelModel):
+    tier: Literal["BASIC", "PRO"]
+    default: str = Field(description="The tier's own model: a room without a choice uses it.")
+    allowed: list[str] = Field(description="What a room may choose (PUT .../model).")
+
+
+class ModelsOut(CamelModel):
+    model_config = examples(
+        {
+            "status": "success",
+            "data": {
+                "tier": "PRO",
+                "default": "gemini-2.5-pro",
+                "allowed": ["gemini-2.5-pro", "gemini-2.5-flash"],
+            },
+        }
+    )
+
+    status: Literal["success"] = "success"
+    data: ModelsData

@@ -10,6 +10,10 @@ class Settings(ConsumerSettings):
 
     chatroom_list_cache_ttl_seconds: int = Field(default=480, ge=0)
     basic_tier_daily_prompt_limit: int = Field(default=5, ge=0)
+    # The Gemini model each tier is answered by (chat/models.py): Basic has its own, Pro
+    # its own and Basic's to choose from, per chatroom.
+    gemini_model_basic: str = Field(default="gemini-2.5-flash", min_length=1, max_length=200)
+    gemini_model_pro: str = Field(default="gemini-2.5-pro", min_length=1, max_length=200)
     prompt_max_chars: int = Field(default=8000, ge=1, le=100_000)
     chatroom_name_max_chars: int = Field(default=100, ge=1, le=200)
     # What MessageQueued carries of the conversation before the prompt.
@@ -31,3 +35,6 @@ class Settings(ConsumerSettings):
     # A stream's slot is a lease in Redis, renewed while the stream is open: a process that
     # died without giving its slots back frees them after this long.
     stream_lease_seconds: int = Field(default=30, ge=1, le=3600)
+    # A share link's snapshot holds at most the latest this many messages; an export too.
+    share_max_messages: int = Field(default=1000, ge=1, le=10_000)
+    export_max_messages: int = Field(default=10_000, ge=1, le=100_000)

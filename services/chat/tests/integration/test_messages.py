@@ -209,6 +209,7 @@ async def test_a_prompt_into_a_room_deleted_meanwhile_stores_nothing(app, user):
                 prompt_id=uuid.uuid4(),
                 reply_id=uuid.uuid4(),
                 content="hello",
+                model="gemini-2.5-flash",
                 event=(uuid.uuid4(), "chat.events", "MessageQueued", "{}"),
             )
         cur = await conn.execute(

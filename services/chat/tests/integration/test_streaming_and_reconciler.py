@@ -109,15 +109,7 @@ async def test_last_event_id_resumes_after_what_was_seen(api, user, redis, clien
 async def completed_reply(api, user, bus, text: str) -> tuple[str, str]:
     """A reply the worker completed with ``text``, stored: (room id, reply id)."""
     room_id, reply_id = await queued_reply(api, user)
-    await bus.emit(
-        ReplyCompleted(
-            reply_id=uuid.UUID(reply_id),
-            chatroom_id=uuid.UUID(room_id),
-            user_id=user.id,
-            text=text,
-            finish_reason="STOP",
-        )
-    )
+    await bus.complete(user, room_id, reply_id, text)
 
     async def stored() -> bool:
         return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
@@ -169,6 +161,7 @@ async def test_stuck_reply_is_requeued_then_failed_with_quota_back(
     first, second = await bus.queued(reply_id)
     assert (first.attempt, second.attempt) == (1, 2)
     assert second.prompt == first.prompt
+    assert second.model == first.model == chat_settings.gemini_model_basic  # the reply's own
 
     await age(chat_database_url, reply_id, 120)
     cutoff = datetime.now(UTC) - timedelta(seconds=60)

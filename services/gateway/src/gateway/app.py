@@ -21,9 +21,10 @@ from gateway.openapi import TITLE, MergedOpenAPI
 from gateway.proxy import Proxy, unavailable, upstream_session
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
+from gateway.share_page import share_page
 from shared import tracing
 from shared.errors import error_response
-from shared.http import ReadinessCheck, RequestLogMiddleware
+from shared.http import ReadinessCheck, RequestLogMiddleware, redact_path
 from shared.http import create_app as create_service_app
 from shared.metrics import UNMATCHED
 from shared.redis import open_redis
@@ -90,6 +91,8 @@ async def gateway_endpoint(request: Request) -> Response:
     request.scope["metrics_route"] = UNMATCHED
     route = ROUTE_TABLE.resolve(request.method, request.scope["path"])
     request.scope["metrics_route"] = route.path
+    if route.secret_path:
+        redact_path(request.scope, route.path)
     tracing.name_route(request.method, route.path)
     state = request.app.state
     proxy: Proxy = state.proxy
@@ -227,6 +230,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
     for page in CLIENT_PAGES:
         app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
+    app.add_route("/s/{token}", share_page, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))
     # Last: everything else, any method, goes through the route table.
     app.router.routes.append(Route("/{path:path}", _AnyMethod(gateway_endpoint)))

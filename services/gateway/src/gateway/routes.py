@@ -34,10 +34,17 @@ class Route:
     # Server-sent events: forwarded through the stream pool (STREAM_POOL_SIZE), so open
     # streams never hold the connections ordinary requests need.
     stream: bool = False
+    # The path holds a secret (a share link's token): logged and traced as the template.
+    secret_path: bool = False
 
 
 def public(method: str, path: str, upstream: str) -> Route:
     return Route(method, PREFIX + path, upstream, requires_auth=False)
+
+
+def public_link(method: str, path: str, upstream: str) -> Route:
+    """A route anyone holding the link may call: the path's token is the credential."""
+    return Route(method, PREFIX + path, upstream, requires_auth=False, secret_path=True)
 
 
 def protected(method: str, path: str, upstream: str) -> Route:
@@ -59,17 +66,25 @@ ROUTES: tuple[Route, ...] = (
     protected("POST", "/auth/logout", "auth"),
     protected("GET", "/auth/me", "auth"),
     protected("GET", "/user/me", "auth"),
+    protected("DELETE", "/user/me", "auth"),
     protected("POST", "/chatroom", "chat"),
     protected("GET", "/chatroom", "chat"),
     protected("GET", "/chatroom/{id}", "chat"),
     protected("PATCH", "/chatroom/{id}", "chat"),
     protected("DELETE", "/chatroom/{id}", "chat"),
+    protected("PUT", "/chatroom/{id}/model", "chat"),
     protected("POST", "/chatroom/{id}/message", "chat"),
     protected_stream("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),
+    protected("POST", "/chatroom/{id}/share", "chat"),
+    protected("DELETE", "/chatroom/{id}/share", "chat"),
+    protected("GET", "/chatroom/{id}/export", "chat"),
+    # Read by whoever holds the link; chat looks the token up by its hash.
+    public_link("GET", "/shared/{token}", "chat"),
     protected("GET", "/usage", "chat"),
     protected("GET", "/search", "chat"),
+    protected("GET", "/models", "chat"),
     protected("POST", "/subscribe/pro", "billing"),
     protected("GET", "/subscription/status", "billing"),
     protected("POST", "/subscription/portal", "billing"),

@@ -19,6 +19,7 @@ from shared.events.catalog import (
     ReplyFailed,
     SubscriptionChanged,
     TokenUsage,
+    UserDeleted,
     UserRegistered,
 )
 from shared.events.envelope import (
@@ -44,6 +45,7 @@ __all__ = [
     "SubscriptionChanged",
     "TokenUsage",
     "UnknownEventType",
+    "UserDeleted",
     "UserRegistered",
     "decode",
     "encode",

@@ -50,6 +50,12 @@ class MessageQueued(Event):
     want_title: bool = Field(
         default=False, description="the chatroom awaits an automatic title from this exchange"
     )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the Gemini model to ask: the user's tier's, or the chatroom's choice"
+        " among those its tier allows (None: the worker's GEMINI_MODEL)",
+    )
 
 
 @register
@@ -85,6 +91,16 @@ class ChatroomTitleSuggested(Event):
     chatroom_id: uuid.UUID
     user_id: uuid.UUID
     title: str = Field(min_length=1, max_length=100)
+
+
+@register
+class UserDeleted(Event):
+    """auth: an account was deleted (DELETE /user/me). Every service erases what it holds
+    of the user (each consumer idempotently: a second delivery finds nothing left). Carries
+    the id only: the event outlives the account in the stream, the number must not."""
+
+    user_id: uuid.UUID
+    deleted_at: datetime
 
 
 @register

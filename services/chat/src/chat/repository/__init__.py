@@ -1,5 +1,5 @@
-"""All of chat's SQL, by what it is about: chatrooms, messages, and sending a prompt (with
-the daily quota). Functions take the connection first; none of them commits."""
+"""All of chat's SQL, by what it is about: chatrooms, messages, sending a prompt (with
+the daily quota), and share links. Functions take the connection first; none of them commits."""
 
 from chat.repository.messages import (
     cancel_reply,
@@ -34,8 +34,16 @@ from chat.repository.rooms import (
     list_chatrooms,
     lock_user_chatrooms,
     rename_chatroom,
+    set_chatroom_model,
 )
 from chat.repository.rows import PENDING, Chatroom, Message, MessageStatus, Role
+from chat.repository.shares import (
+    exported_messages,
+    insert_share,
+    live_share,
+    revoke_shares,
+    shared_messages,
+)
 
 __all__ = [
     "PENDING",
@@ -51,6 +59,7 @@ __all__ = [
     "count_chatrooms",
     "count_prompts",
     "delete_chatroom",
+    "exported_messages",
     "fail_reply",
     "get_chatroom",
     "get_message",
@@ -58,15 +67,20 @@ __all__ = [
     "give_back_quota_unit",
     "insert_chatroom",
     "insert_message",
+    "insert_share",
     "latest_reply_id",
     "list_chatrooms",
     "list_messages",
+    "live_share",
     "lock_user_chatrooms",
     "mark_requeued",
     "prompt_context",
     "quota_used",
     "rename_chatroom",
+    "revoke_shares",
     "set_auto_title",
+    "set_chatroom_model",
+    "shared_messages",
     "stale_pending_replies",
     "store_prompt",
     "supersede",

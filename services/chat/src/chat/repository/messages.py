@@ -22,11 +22,15 @@ async def insert_message(
     status: str,
     reply_to: uuid.UUID | None = None,
     quota_day: date | None = None,
+    model: str | None = None,
 ) -> Message:
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(
             _INSERT_MESSAGE,
-            (message_id, chatroom_id, user_id, role, content, status, reply_to, quota_day, status),
+            (
+                *(message_id, chatroom_id, user_id, role, content, status),
+                *(reply_to, quota_day, model, status),
+            ),
         )
         message = await cur.fetchone()
     assert message is not None
@@ -35,8 +39,9 @@ async def insert_message(
 
 _INSERT_MESSAGE = f"""
     INSERT INTO messages
-        (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, completed_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
+        (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, model,
+         completed_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
             CASE WHEN %s = 'completed' THEN clock_timestamp() END)
     RETURNING {MESSAGE_COLUMNS}
 """

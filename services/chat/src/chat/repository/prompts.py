@@ -55,9 +55,11 @@ async def prompt_context(
     row = await cur.fetchone()
     if row is None:
         return None
-    room = Chatroom(*row[:6])
-    prompts, pending, used_today, history = row[6:10]
-    subscription = SubscriptionState(*row[10:]) if row[10] is not None else None
+    width = len(ROOM_COLUMNS.split(", "))
+    room = Chatroom(*row[:width])
+    prompts, pending, used_today, history = row[width : width + 4]
+    projected = row[width + 4 :]
+    subscription = SubscriptionState(*projected) if projected[0] is not None else None
     return PromptContext(
         room,
         int(prompts),
@@ -85,6 +87,7 @@ async def store_prompt(
     prompt_id: uuid.UUID,
     reply_id: uuid.UUID,
     content: str,
+    model: str,
     event: tuple[object, ...],
 ) -> StoredPrompt:
     """Take a quota unit and insert the prompt, its queued reply and the outbox row
@@ -103,6 +106,7 @@ async def store_prompt(
             "prompt_id": prompt_id,
             "reply_id": reply_id,
             "content": content,
+            "model": model,
             "event_id": event_id,
             "stream": stream,
             "type": event_type,
@@ -128,15 +132,17 @@ _STORE_PROMPT = f"""
         RETURNING used
     ), stored AS (
         INSERT INTO messages
-            (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, completed_at)
+            (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, model,
+             completed_at)
         SELECT m.id, %(room_id)s, %(user_id)s, m.role, m.content, m.status, m.reply_to,
-               m.quota_day, CASE WHEN m.status = 'completed' THEN clock_timestamp() END
+               m.quota_day, m.model,
+               CASE WHEN m.status = 'completed' THEN clock_timestamp() END
           FROM quota,
                (VALUES (1, %(prompt_id)s::uuid, 'USER', %(content)s, 'completed',
-                        NULL::uuid, NULL::date),
+                        NULL::uuid, NULL::date, NULL::text),
                        (2, %(reply_id)s::uuid, 'GEMINI', '', 'queued',
-                        %(prompt_id)s::uuid, %(day)s::date))
-                 AS m (n, id, role, content, status, reply_to, quota_day)
+                        %(prompt_id)s::uuid, %(day)s::date, %(model)s::text))
+                 AS m (n, id, role, content, status, reply_to, quota_day, model)
          ORDER BY m.n
         RETURNING {MESSAGE_COLUMNS}
     ), queued AS (

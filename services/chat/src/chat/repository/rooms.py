@@ -93,3 +93,16 @@ async def delete_chatroom(conn: AsyncConnection, room_id: uuid.UUID, user_id: uu
         "DELETE FROM chatrooms WHERE id = %s AND user_id = %s", (room_id, user_id)
     )
     return cur.rowcount == 1
+
+
+async def set_chatroom_model(
+    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, model: str | None
+) -> Chatroom | None:
+    """The room with its model choice set (None: its tier's); None when not the user's."""
+    async with conn.cursor(row_factory=class_row(Chatroom)) as cur:
+        await cur.execute(
+            "UPDATE chatrooms SET model = %s, updated_at = clock_timestamp()"
+            f" WHERE id = %s AND user_id = %s RETURNING {ROOM_COLUMNS}",
+            (model, room_id, user_id),
+        )
+        return await cur.fetchone()

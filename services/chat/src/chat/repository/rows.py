@@ -30,6 +30,7 @@ class Chatroom:
     auto_title: bool
     created_at: datetime
     updated_at: datetime
+    model: str | None = None  # the model the room chose; None: its user's tier's
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,11 @@ class Message:
     superseded_by: uuid.UUID | None
     created_at: datetime
     completed_at: datetime | None
+    model: str | None = None  # a reply's: the model asked (None: from before models per tier)
 
 
-ROOM_COLUMNS = "id, user_id, name, auto_title, created_at, updated_at"
+ROOM_COLUMNS = "id, user_id, name, auto_title, created_at, updated_at, model"
 MESSAGE_COLUMNS = (
     "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
-    " quota_day, attempts, superseded_by, created_at, completed_at"
+    " quota_day, attempts, superseded_by, created_at, completed_at, model"
 )

@@ -51,15 +51,18 @@ async function send(method, path, { body, auth = true, headers = {}, signal } = 
   return response;
 }
 
+/** The ApiError of a failed answer; a 401 to an authenticated request ends the session. */
+function failure(response, body, auth = true) {
+  const error = new ApiError(response.status, body);
+  if (response.status === 401 && auth !== false) session.onExpired(error);
+  return error;
+}
+
 async function request(method, path, options = {}) {
   const response = await send(method, path, options);
   if (response.status === 204) return null;
   const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new ApiError(response.status, body);
-    if (response.status === 401 && options.auth !== false) session.onExpired(error);
-    throw error;
-  }
+  if (!response.ok) throw failure(response, body, options.auth);
   return body;
 }
 
@@ -92,6 +95,17 @@ export const api = {
       "POST",
       `/chatroom/${encodeURIComponent(roomId)}/message/${encodeURIComponent(replyId)}/regenerate`,
     ),
+  share: (id) => request("POST", `/chatroom/${encodeURIComponent(id)}/share`),
+  unshare: (id) => request("DELETE", `/chatroom/${encodeURIComponent(id)}/share`),
+  /** The chat as a file: `{blob, filename}` (format `md` or `json`). */
+  async exportRoom(id, format) {
+    const path = `/chatroom/${encodeURIComponent(id)}/export?format=${format}`;
+    const response = await send("GET", path, { headers: { Accept: "*/*" } });
+    if (!response.ok) throw failure(response, await response.json().catch(() => null));
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const filename = /filename="([^"]+)"/.exec(disposition)?.[1] || `chat.${format}`;
+    return { blob: await response.blob(), filename };
+  },
   usage: () => request("GET", "/usage"),
   search: (q, cursor) =>
     request(
@@ -99,6 +113,9 @@ export const api = {
       `/search?q=${encodeURIComponent(q)}&limit=20` +
         (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""),
     ),
+  models: () => request("GET", "/models"),
+  chooseModel: (id, model) =>
+    request("PUT", `/chatroom/${encodeURIComponent(id)}/model`, { body: { model } }),
   subscribe: () => request("POST", "/subscribe/pro"),
   subscription: () => request("GET", "/subscription/status"),
 

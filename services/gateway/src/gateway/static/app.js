@@ -5,6 +5,7 @@
 import { ApiError, api, session } from "./api.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
 import { clearSearch, initSearch, revealFound } from "./search.js";
+import { roomAction, wireShareDialog } from "./share-dialog.js";
 import { followReply } from "./sse.js";
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +22,7 @@ const state = {
   messages: [], // what the open room shows, oldest first (superseded replies left out)
   hasMore: false,
   usage: null,
+  models: null, // GET /models: the tier's own model and what a chat may choose
   active: null, // the reply being streamed: {roomId, replyId, controller, stopping}
   sending: false,
   loginNumber: null,
@@ -252,6 +254,7 @@ function endSession(message) {
     messages: [],
     hasMore: false,
     usage: null,
+    models: null,
     active: null,
     sending: false,
   });
@@ -298,11 +301,43 @@ async function loadMe() {
 
 async function refreshUsage() {
   try {
-    state.usage = (await api.usage()).data;
+    const [usage, models] = await Promise.all([api.usage(), api.models()]);
+    state.usage = usage.data;
+    state.models = models.data;
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) throw error;
   }
   renderUsage();
+  renderModelPicker();
+}
+
+// --- the model of a chat (its tier's own, or one its tier allows) ------------------------
+
+function renderModelPicker() {
+  const select = $("model-select");
+  const room = state.roomId ? roomById(state.roomId) : null;
+  const models = state.models;
+  select.hidden = !room || !models;
+  if (select.hidden) return;
+  const others = models.allowed.filter((name) => name !== models.default);
+  const options = [new Option(`${models.default} (your plan's)`, "")];
+  for (const name of others) options.push(new Option(name, name));
+  select.replaceChildren(...options);
+  select.value = others.includes(room.model) ? room.model : "";
+  select.disabled = others.length === 0;
+  select.title = select.disabled ? "Pro can choose the model of each chat" : "";
+}
+
+async function chooseModel() {
+  const roomId = state.roomId;
+  const value = $("model-select").value || null;
+  try {
+    applyRoom((await api.chooseModel(roomId, value)).data.chatroom);
+    toast(value ? `This chat now uses ${value}.` : "This chat now uses your plan's model.");
+  } catch (error) {
+    renderModelPicker();
+    showError(error);
+  }
 }
 
 const isPro = () => state.usage?.tier === "PRO";
@@ -391,10 +426,11 @@ function renderRooms() {
 
 function applyRoom(room) {
   const known = roomById(room.id);
-  if (known) Object.assign(known, { name: room.name, updatedAt: room.updatedAt });
+  if (known) Object.assign(known, { name: room.name, updatedAt: room.updatedAt, model: room.model });
   else state.rooms.unshift({ ...room });
   renderRooms();
   renderTitle();
+  renderModelPicker();
 }
 
 function moveRoomToTop(id) {
@@ -550,6 +586,7 @@ async function openRoom(roomId) {
   state.hasMore = false;
   renderRooms();
   renderTitle();
+  renderModelPicker();
   renderMessages();
   if (!roomId) {
     focusPrompt();
@@ -632,7 +669,7 @@ function messageView(message) {
   const avatar = el("div", "avatar");
   avatar.append(icon("spark"));
   const body = el("div", "msg-body");
-  body.append(el("div", "md"), el("p", "msg-note"), el("div", "msg-actions"));
+  body.append(el("div", "md"), el("p", "msg-note"), el("div", "msg-actions"), el("p", "msg-model"));
   row.append(avatar, body);
   fillReply(row, message);
   return row;
@@ -668,6 +705,9 @@ function fillReply(row, reply) {
   const note = row.querySelector(".msg-note");
   note.textContent = noteFor(reply);
   note.hidden = !note.textContent;
+  const model = row.querySelector(".msg-model");
+  model.textContent = reply.model || "";
+  model.hidden = !reply.model;
   const actions = row.querySelector(".msg-actions");
   actions.replaceChildren();
   if (pending) return;
@@ -783,6 +823,7 @@ async function sendPrompt() {
       content: "",
       status: answer.reply.status,
       replyTo: answer.message.id,
+      model: answer.reply.model,
     };
     state.sending = false;
     if (state.roomId !== roomId) return;
@@ -887,6 +928,7 @@ async function regenerate(reply) {
       content: "",
       status: answer.reply.status,
       replyTo: reply.replyTo,
+      model: answer.reply.model,
     };
     state.sending = false;
     if (state.roomId !== roomId) return;
@@ -1030,7 +1072,8 @@ function wire() {
     if (!item) return;
     closeMenu();
     if (item.dataset.action === "rename") askRename(menuRoom);
-    else askDelete(menuRoom);
+    else if (item.dataset.action === "delete") askDelete(menuRoom);
+    else roomAction(item.dataset.action, roomById(menuRoom));
   });
   $("room-menu").addEventListener("keydown", (event) => {
     const items = [...$("room-menu").querySelectorAll("button")];
@@ -1048,7 +1091,9 @@ function wire() {
     if (!event.target.closest("#room-menu, .room-more")) closeMenu();
   });
   $("rename-form").addEventListener("submit", submitRename);
+  $("model-select").addEventListener("change", chooseModel);
   $("delete-form").addEventListener("submit", submitDelete);
+  wireShareDialog(toast, showError);
   for (const button of document.querySelectorAll("dialog [data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());
   }
