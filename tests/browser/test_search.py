@@ -5,16 +5,26 @@ text from chats shown as text."""
 from __future__ import annotations
 
 import re
+import uuid
 
+import psycopg
 import pytest
 from playwright.async_api import expect
 
 pytestmark = pytest.mark.browser
 
 
+async def signed_in(person) -> None:
+    """Signed in, with the chat list loaded: a chat created before the list's answer
+    arrives would be dropped from the sidebar by that answer (app.js, loadRooms)."""
+    page = person.page
+    async with page.expect_response(lambda r: "/api/v1/chatroom?limit=" in r.url):
+        await person.sign_in()
+
+
 async def test_search_finds_messages_and_titles_and_opens_the_chat_at_the_hit(person) -> None:
     page = person.page
-    await person.sign_in()
+    await signed_in(person)
     await person.ask("Plan a kayak trip along the fjords")
     kayak_url = page.url
     room = page.locator(".room-item .room-link")
@@ -68,7 +78,7 @@ async def test_search_finds_messages_and_titles_and_opens_the_chat_at_the_hit(pe
 
 async def test_results_do_not_outlive_the_session(person) -> None:
     page = person.page
-    await person.sign_in()
+    await signed_in(person)
     await person.ask("Tell me more about the pelicans")  # titled "Tell me more about the"
     box = page.get_by_role("searchbox", name="Search chats")
     await box.fill("pelican")
@@ -82,3 +92,36 @@ async def test_results_do_not_outlive_the_session(person) -> None:
     # Signing up a known number is a 409 (the client then sends the code), which the
     # browser's network layer logs.
     person.console.assert_clean(r"status of 409")
+
+
+async def test_more_results_pages_through_every_hit(person, database_url) -> None:
+    """More hits than a page (20): More results adds the next page until there is none.
+    The messages are written straight to the table (the Basic quota allows 3 prompts)."""
+    page = person.page
+    await signed_in(person)
+    await person.ask("Herons nest in colonies")
+    titled = page.locator(".room-item .room-link")
+    await expect(titled).to_have_text(["Herons nest in colonies"], timeout=20_000)
+    room_id = page.url.rsplit("/", 1)[1]
+    token = await page.evaluate("localStorage.getItem('gemini.token')")
+    me = await page.request.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    user_id = (await me.json())["data"]["user"]["id"]
+    with psycopg.connect(database_url) as conn:
+        for i in range(23):
+            conn.execute(
+                "INSERT INTO chat.messages (id, chatroom_id, user_id, role, content, status)"
+                " VALUES (%s, %s, %s, 'USER', %s, 'completed')",
+                (uuid.uuid4(), room_id, user_id, f"heron fact number {i}"),
+            )
+    box = page.get_by_role("searchbox", name="Search chats")
+    results = page.locator("#search-list .search-hit")
+    more = page.get_by_role("button", name="More results")
+    await box.fill("heron")
+    await expect(results).to_have_count(20)
+    await more.click()
+    # 23 written, the prompt, its reply (which quotes it) and the chat's title.
+    await expect(results).to_have_count(26)
+    await expect(more).to_be_hidden()
+    hrefs = await results.evaluate_all("links => links.map((a) => a.getAttribute('href'))")
+    assert len(set(hrefs)) == len(hrefs)
+    person.console.assert_clean()
