@@ -753,22 +753,7 @@ def passwords() -> Item:
             status=None,
             token=None,
             body=number,
-            test="""
-            // make run allows one code a number every OTP_RESEND_COOLDOWN_SECONDS (30 s); the
-            // login code was just sent: wait as Retry-After says, once, and ask again.
-            const wait = Number(pm.response.headers.get('Retry-After'));
-            if (pm.response.code === 429 && wait <= 60 && !pm.variables.get('cooldown waited')) {
-                pm.variables.set('cooldown waited', true);
-                setTimeout(() => {}, wait * 1000);
-                pm.execution.setNextRequest(pm.info.requestName);
-            } else {
-                pm.test('200', () => pm.response.to.have.status(200));
-                const otp = pm.response.json().otp;
-                pm.test('the code is in the response (development only)',
-                    () => pm.expect(otp).to.match(/^\\d{6}$/));
-                pm.collectionVariables.set('resetCode', otp);
-            }
-            """,
+            test=code_after_cooldown("resetCode"),
             doc="A reset code: it cannot log in, only set the password.",
         ),
         request(
@@ -797,6 +782,60 @@ def passwords() -> Item:
             pm.test('Pro', () => pm.expect(pm.response.json().data.user.currentSubscription.tier)
                 .to.equal('PRO'));
             """,
+        ),
+    )
+
+
+def code_after_cooldown(variable: str) -> str:
+    """A test script for a request that sends a code: the code into ``variable``. `make run`
+    allows one code a number every OTP_RESEND_COOLDOWN_SECONDS (30 s), and the number had
+    one just before: wait as Retry-After says, once, and ask again."""
+    return f"""
+    const wait = Number(pm.response.headers.get('Retry-After'));
+    const waited = 'cooldown waited: ' + pm.info.requestName;
+    if (pm.response.code === 429 && wait <= 60 && !pm.variables.get(waited)) {{
+        pm.variables.set(waited, true);
+        setTimeout(() => {{}}, wait * 1000);
+        pm.execution.setNextRequest(pm.info.requestName);
+    }} else {{
+        pm.test('200', () => pm.response.to.have.status(200));
+        const otp = pm.response.json().otp;
+        pm.test('the code is in the response (development only)',
+            () => pm.expect(otp).to.match(/^\\d{{6}}$/));
+        pm.collectionVariables.set('{variable}', otp);
+    }}
+    """
+
+
+def delete_account() -> Item:
+    other = {"mobileNumber": "{{otherMobileNumber}}"}
+    return folder(
+        "9 Delete an account",
+        "The other user deletes their account with a fresh code: every service erases"
+        " them (UserDeleted), and their token stops working at once.",
+        request(
+            "A code to confirm the deletion",
+            "POST",
+            f"{API}/auth/send-otp",
+            status=None,
+            token=None,
+            body=other,
+            test=code_after_cooldown("deletionCode"),
+        ),
+        request(
+            "Delete the account",
+            "DELETE",
+            f"{API}/user/me",
+            status=200,
+            token="otherToken",
+            body={"otp": "{{deletionCode}}"},
+        ),
+        request(
+            "The deleted account's token: 401",
+            "GET",
+            f"{API}/user/me",
+            status=401,
+            token="otherToken",
         ),
     )
 
@@ -924,6 +963,7 @@ def collection() -> Item:
             passwords(),
             log_out(),
             errors(),
+            delete_account(),
         ],
     }
 

@@ -336,3 +336,27 @@ async def test_markdown_is_rendered_safely(person) -> None:
     assert ">bad<" not in html and " bad " in html and " data " in html
     assert '<a href="https://example.org/x"' in html
     person.console.assert_clean()
+
+
+async def test_delete_the_account_with_a_code_and_start_afresh(person) -> None:
+    page = person.page
+    await person.sign_in()
+    await person.ask("Remember this?")
+    await expect(page.locator(".room-item")).to_have_count(1)
+
+    await page.get_by_role("button", name="Delete account").click()
+    dialog = page.get_by_role("dialog", name="Delete your account?")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("cancels Pro at once")
+    code = dialog.get_by_label("Code")
+    await expect(code).to_have_value(re.compile(r"^\d{6}$"))  # development fills it in
+    await person.screenshot("delete-account")
+    await dialog.get_by_role("button", name="Delete account").click()
+
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.get_by_text("Your account and its chats were deleted.")).to_be_visible()
+    # The same number signs up again as a new account: nothing of the old one is there.
+    await person.sign_in()
+    await expect(page.get_by_text("Your chats will appear here.")).to_be_visible()
+    await expect(page.locator(".room-item")).to_have_count(0)
+    person.console.assert_clean()

@@ -3,9 +3,9 @@
 
 A token alone is not enough: the caller also sends a code that send-otp delivered to the
 account's number just now, as a password change without a password does, so a stolen token
-cannot delete the account. Every token of the account stops working at once: the deletion
-revokes them like a logout, and once the cached revocation time expires the user is gone
-(``shared.revocation.UserGone``: 401 ``user_not_found``).
+cannot delete the account. Every token of the account stops working at once: the cached
+revocation time is dropped with the user, so the next check of any token asks auth, finds
+no user and refuses it (``shared.revocation.UserGone``: 401 ``user_not_found``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from asgi_correlation_id.context import correlation_id
 from auth import repository
 from auth.context import AuthContext
 from auth.service import LOGIN, PRODUCER, check_code
-from auth.sessions import revoke_tokens
+from auth.sessions import forget_token_state
 from shared import erasure, outbox
 from shared.db import Database
 from shared.errors import AppError, NotFound
@@ -40,7 +40,7 @@ async def delete_account(
         result = await check_code(tx, ctx, user, LOGIN, code)
         if not isinstance(result, AppError):
             at = now_ms()
-            await revoke_tokens(tx, ctx, user.id, at)
+            await forget_token_state(tx, ctx, user.id)
             await repository.delete_user(tx.conn, user.id)
             # What auth published about the user (UserRegistered holds the number) goes
             # from its outbox; the deletion itself is published, with the id only.

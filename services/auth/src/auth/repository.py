@@ -9,6 +9,8 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from shared.tiers import erase_user
+
 
 @dataclass(frozen=True)
 class User:
@@ -191,7 +193,7 @@ async def consume_challenge(conn: AsyncConnection, challenge_id: uuid.UUID) -> b
 
 async def delete_user(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
     """The user and all auth holds of them: their codes (ON DELETE CASCADE) and their tier
-    projection row. False when there was no such user."""
-    await conn.execute("DELETE FROM tier_projection WHERE user_id = %s", (user_id,))
+    projection row (for good: shared.tiers.erase_user). False when there was no such user."""
+    await erase_user(conn, user_id)
     cur = await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
     return cur.rowcount > 0

@@ -59,6 +59,24 @@ async def revoke_tokens(tx: Transaction, ctx: AuthContext, user_id: uuid.UUID, a
     tx.after_commit(publish)
 
 
+async def forget_token_state(tx: Transaction, ctx: AuthContext, user_id: uuid.UUID) -> None:
+    """The user is being deleted in ``tx``: their cached "valid after" time goes now and
+    again after the commit (a fill that read the row before the commit may have put it
+    back). From then on a look-up finds no user, which refuses every token of theirs
+    (``shared.revocation.UserGone``) and caches nothing."""
+    key = token_state_key(str(user_id))
+    try:
+        await ctx.redis.delete(key)
+    except RedisError as exc:
+        log.error("auth.token_state_unavailable", error=repr(exc))
+        raise ServiceUnavailable() from exc
+
+    async def forget_again() -> None:
+        await ctx.redis.delete(key)
+
+    tx.after_commit(forget_again)
+
+
 async def logout(db: Database, ctx: AuthContext, user_id: uuid.UUID) -> None:
     """Revokes every token issued so far for the user (sign out everywhere)."""
     async with db.transaction() as tx:

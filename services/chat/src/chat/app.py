@@ -19,7 +19,7 @@ from shared.http import database_and_redis_checks
 from shared.runtime import service_runtime
 
 SCHEMA = "chat"
-CONSUMES = ["ai.events", "billing.events"]
+CONSUMES = ["ai.events", "billing.events", "auth.events"]
 
 log = structlog.get_logger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import structlog
 
-from chat import prompts, rooms
+from chat import deletion, prompts, rooms
 from chat.context import ChatContext
 from shared.delivery import InboxDelivery, InboxHandler
 from shared.events import (
@@ -14,6 +14,7 @@ from shared.events import (
     ReplyCompleted,
     ReplyFailed,
     SubscriptionChanged,
+    UserDeleted,
 )
 from shared.tiers import project_subscription_changed
 
@@ -61,9 +62,14 @@ async def on_subscription_changed(event: SubscriptionChanged, delivery: Delivery
     log.info("chat.subscription_projected", user_id=str(event.user_id), applied=applied)
 
 
+async def on_user_deleted(event: UserDeleted, delivery: Delivery) -> None:
+    await deletion.erase_user(delivery.tx, delivery.ctx, event.user_id)
+
+
 HANDLERS: dict[type[Event], InboxHandler[ChatContext]] = {
     ReplyCompleted: on_reply_completed,
     ReplyFailed: on_reply_failed,
     ChatroomTitleSuggested: on_chatroom_title_suggested,
     SubscriptionChanged: on_subscription_changed,
+    UserDeleted: on_user_deleted,
 }

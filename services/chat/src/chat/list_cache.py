@@ -82,6 +82,12 @@ async def store(ctx: ChatContext, lookup: Lookup, body: str) -> None:
         log.warning("chat.list_cache_unavailable", error=repr(exc))
 
 
+async def forget(ctx: ChatContext, user_id: uuid.UUID) -> None:
+    """Every key of the user's list cache goes (their account was deleted)."""
+    keys = [key async for key in ctx.redis.scan_iter(match=f"{_page_prefix(user_id)}*")]
+    await ctx.redis.delete(_version_key(user_id), *keys)
+
+
 def invalidate_after_commit(tx: Transaction, ctx: ChatContext, user_id: uuid.UUID) -> None:
     """The user's list changed in ``tx``: once it commits, no cached page is read again."""
 

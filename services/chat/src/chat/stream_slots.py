@@ -53,7 +53,7 @@ return 1
 """
 
 
-def _leases_key(user_id: uuid.UUID) -> str:
+def leases_key(user_id: uuid.UUID) -> str:
     return f"chat:streams:{user_id}"
 
 
@@ -101,7 +101,7 @@ class StreamSlots:
                 " shortly, or read the reply from the chatroom."
             )
         self.open += 1  # before any await: concurrent requests see it
-        lease = Lease(self, _leases_key(user_id), uuid.uuid4().hex)
+        lease = Lease(self, leases_key(user_id), uuid.uuid4().hex)
         try:
             admitted = await lease.renew()
         except (RedisError, TimeoutError) as exc:

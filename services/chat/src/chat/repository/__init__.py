@@ -29,11 +29,13 @@ from chat.repository.prompts import (
 from chat.repository.rooms import (
     count_chatrooms,
     delete_chatroom,
+    delete_user_rows,
     get_chatroom,
     insert_chatroom,
     list_chatrooms,
     lock_user_chatrooms,
     rename_chatroom,
+    replies_of_user,
     set_chatroom_model,
 )
 from chat.repository.rows import PENDING, Chatroom, Message, MessageStatus, Role
@@ -59,6 +61,7 @@ __all__ = [
     "count_chatrooms",
     "count_prompts",
     "delete_chatroom",
+    "delete_user_rows",
     "exported_messages",
     "fail_reply",
     "get_chatroom",
@@ -77,6 +80,7 @@ __all__ = [
     "prompt_context",
     "quota_used",
     "rename_chatroom",
+    "replies_of_user",
     "revoke_shares",
     "set_auto_title",
     "set_chatroom_model",

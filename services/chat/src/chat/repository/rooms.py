@@ -8,7 +8,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from chat.repository.rows import ROOM_COLUMNS, Chatroom
+from chat.repository.rows import ROOM_COLUMNS, Chatroom, pending_sql
 
 
 async def insert_chatroom(
@@ -106,3 +106,25 @@ async def set_chatroom_model(
             (model, room_id, user_id),
         )
         return await cur.fetchone()
+
+
+async def replies_of_user(
+    conn: AsyncConnection, user_id: uuid.UUID
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The ids of all the user's replies, and of those still pending."""
+    cur = await conn.execute(
+        f"SELECT id, {pending_sql()} FROM messages WHERE user_id = %s AND role = 'GEMINI'",
+        (user_id,),
+    )
+    rows = await cur.fetchall()
+    return [r[0] for r in rows], [r[0] for r in rows if r[1]]
+
+
+async def delete_user_rows(conn: AsyncConnection, user_id: uuid.UUID) -> int:
+    """All the user's rooms (their messages and share links go with them: ON DELETE
+    CASCADE) and daily usage; how many rooms."""
+    await conn.execute("DELETE FROM messages WHERE user_id = %s", (user_id,))
+    await conn.execute("DELETE FROM shares WHERE user_id = %s", (user_id,))
+    await conn.execute("DELETE FROM daily_usage WHERE user_id = %s", (user_id,))
+    cur = await conn.execute("DELETE FROM chatrooms WHERE user_id = %s", (user_id,))
+    return cur.rowcount

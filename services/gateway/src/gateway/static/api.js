@@ -75,6 +75,7 @@ export const api = {
     request("POST", "/auth/verify-otp", { body: { mobileNumber, otp }, auth: false }),
   logout: () => request("POST", "/auth/logout"),
   me: () => request("GET", "/auth/me"),
+  deleteAccount: (otp) => request("DELETE", "/user/me", { body: { otp } }),
   rooms: (cursor) =>
     request("GET", `/chatroom?limit=30${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
   room: (id, { limit = 50, before } = {}) =>

@@ -3,13 +3,14 @@
 // (DOM nodes, text as text) or textContent; nothing here assigns innerHTML.
 
 import { ApiError, api, session } from "./api.js";
+import { openDeleteAccount, wireDeleteAccount } from "./account-dialog.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
 import { clearSearch, initSearch, revealFound } from "./search.js";
 import { roomAction, wireShareDialog } from "./share-dialog.js";
 import { followReply } from "./sse.js";
 
 const $ = (id) => document.getElementById(id);
-const PENDING = new Set(["queued", "generating"]);
+const PENDING = new Set(["queued", "generating"]); // "generating": this client, while tokens stream in
 const DEFAULT_ROOM_NAME = "New chat";
 const TITLE_POLL_DELAYS_MS = [800, 1200, 2000, 3000, 4000, 6000];
 const PRO_WAIT_MS = 60_000;
@@ -1094,6 +1095,11 @@ function wire() {
   $("model-select").addEventListener("change", chooseModel);
   $("delete-form").addEventListener("submit", submitDelete);
   wireShareDialog(toast, showError);
+  $("delete-account").addEventListener("click", () => openDeleteAccount(state.user.mobileNumber));
+  wireDeleteAccount(() => {
+    endSession("");
+    toast("Your account and its chats were deleted.");
+  });
   for (const button of document.querySelectorAll("dialog [data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());
   }
