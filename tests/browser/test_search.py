@@ -125,3 +125,29 @@ async def test_more_results_pages_through_every_hit(person, database_url) -> Non
     hrefs = await results.evaluate_all("links => links.map((a) => a.getAttribute('href'))")
     assert len(set(hrefs)) == len(hrefs)
     person.console.assert_clean()
+
+
+async def test_a_hit_older_than_the_chat_shows_is_loaded_and_marked(person, database_url) -> None:
+    """The chat opens at its latest 50 messages; the one found is 70 back."""
+    page = person.page
+    await signed_in(person)
+    await person.ask("Where do ospreys winter?")
+    room_id = page.url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url) as conn:
+        user_id = conn.execute(
+            "SELECT user_id FROM chat.chatrooms WHERE id = %s", (room_id,)
+        ).fetchone()[0]
+        for i in range(70):
+            conn.execute(
+                "INSERT INTO chat.messages (id, chatroom_id, user_id, role, content, status)"
+                " VALUES (%s, %s, %s, 'USER', %s, 'completed')",
+                (uuid.uuid4(), room_id, user_id, f"later message {i}"),
+            )
+    await page.get_by_role("button", name="New chat").first.click()
+    await page.get_by_role("searchbox", name="Search chats").fill("ospreys")
+    await page.locator("#search-list .search-hit").filter(has_text="You asked").click()
+    found = page.locator(".msg.found")
+    await expect(found).to_have_count(1)
+    await expect(found.locator(".bubble")).to_have_text("Where do ospreys winter?")
+    await expect(found).to_be_in_viewport()
+    person.console.assert_clean()

@@ -601,7 +601,11 @@ async function openRoom(roomId) {
     applyRoom(room);
     renderMessages();
     scrollToEnd(true);
-    revealFound(rowOf);
+    revealFound(rowOf, async () => {
+      const shown = state.messages.length;
+      if (seq === openSeq && state.hasMore) await loadEarlier();
+      return seq === openSeq && state.messages.length > shown;
+    });
     focusPrompt();
     const last = state.messages.at(-1);
     if (last?.role === "GEMINI" && PENDING.has(last.status)) follow(last, streamUrlOf(last));

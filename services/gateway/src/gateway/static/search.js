@@ -7,6 +7,7 @@ import { ApiError, api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 250;
+const MAX_EARLIER_PAGES = 20; // of 50 messages: a hit up to 1,000 messages back is shown
 const KIND = { prompt: "You asked", reply: "Gemini replied", title: "Chat title" };
 
 let seq = 0; // the latest search: older answers are dropped
@@ -93,10 +94,16 @@ export function clearSearch() {
   setSearching(false);
 }
 
-/** In the open chat, scroll to and mark the message a search hit named (`?m=`), if shown. */
-export function revealFound(rowOf) {
+/** In the open chat, scroll to and mark the message a search hit named (`?m=`): when it
+ * is older than what the chat shows, `loadEarlier()` (true while it adds messages) goes
+ * back a page at a time, up to MAX_EARLIER_PAGES. */
+export async function revealFound(rowOf, loadEarlier) {
   const id = new URLSearchParams(location.search).get("m");
-  const row = id && rowOf(id);
+  if (!id) return;
+  for (let page = 0; !rowOf(id) && page < MAX_EARLIER_PAGES; page++) {
+    if (!(await loadEarlier())) break;
+  }
+  const row = rowOf(id);
   if (!row) return;
   row.classList.add("found");
   row.scrollIntoView({ block: "center" });
