@@ -15,46 +15,62 @@ import psycopg
 import redis
 from psycopg import sql
 
-from dev.infra import ensure_infra
+from dev.infra import Infra, ensure_infra
 from dev.stack import REPO_ROOT, Stack, driven_stack_env
 
 
 @contextlib.contextmanager
 def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stack]:
     """A fresh database and Redis db 13 (flushed), the given services on free ports;"""
-    infra = ensure_infra(
+    infra = bench_infra()
+    redis_url = urlsplit(infra.redis_url)._replace(path="/13").geturl()
+    try:
+        with fresh_database(infra.database_url) as database_url:
+            env = driven_stack_env(
+                database_url=database_url,
+                redis_url=redis_url,
+                jwt_secret=secrets.token_urlsafe(48),
+                **{"LOG_LEVEL": "WARNING", **extra_env},
+            )
+            redis.Redis.from_url(redis_url).flushdb()
+            with (
+                tempfile.TemporaryDirectory() as cwd,
+                Stack(
+                    env,
+                    services,
+                    log_dir=REPO_ROOT / "test-artifacts" / "bench-logs",
+                    cwd=Path(cwd),
+                ) as stack,
+            ):
+                stack.migrate()
+                stack.start()
+                stack.wait_healthy(60)
+                yield stack
+    finally:
+        infra.stop()
+
+
+def bench_infra() -> Infra:
+    """Postgres and Redis found or started as `make run` does (``.data/bench``)."""
+    return ensure_infra(
         Path(os.environ.get("DATA_DIR") or REPO_ROOT / ".data") / "bench",
         os.environ.get("EMBEDDED_INFRA", "auto"),
     )
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``server_url``, dropped afterwards."""
     dbname = f"gb_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+    with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    database_url = infra.database_url.rsplit("/", 1)[0] + f"/{dbname}"
-    redis_url = urlsplit(infra.redis_url)._replace(path="/13").geturl()
-    env = driven_stack_env(
-        database_url=database_url,
-        redis_url=redis_url,
-        jwt_secret=secrets.token_urlsafe(48),
-        **{"LOG_LEVEL": "WARNING", **extra_env},
-    )
-    redis.Redis.from_url(redis_url).flushdb()
     try:
-        with (
-            tempfile.TemporaryDirectory() as cwd,
-            Stack(
-                env, services, log_dir=REPO_ROOT / "test-artifacts" / "bench-logs", cwd=Path(cwd)
-            ) as stack,
-        ):
-            stack.migrate()
-            stack.start()
-            stack.wait_healthy(60)
-            yield stack
+        yield server_url.rsplit("/", 1)[0] + f"/{dbname}"
     finally:
-        with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
-        infra.stop()
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

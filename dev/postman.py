@@ -492,6 +492,22 @@ def messages() -> Item:
         ),
         *share_and_export(room),
         request(
+            "Search across chats",
+            "GET",
+            f"{API}/search?q=yoga&limit=20",
+            status=200,
+            test="""
+            const found = pm.response.json().data;
+            const prompt = found.hits.find(
+                (h) => h.messageId === pm.collectionVariables.get('promptId'));
+            pm.test('the prompt is found', () => pm.expect(prompt.kind).to.equal('prompt'));
+            pm.test('its matched word is marked', () => pm.expect(
+                prompt.snippet.filter((p) => p.match).map((p) => p.text)).to.include('yoga'));
+            """,
+            doc="The user's own prompts, replies and chat titles, best match first; the"
+            " snippet's pieces with `match: true` are the words found.",
+        ),
+        request(
             "Regenerate the reply",
             "POST",
             f"{reply}/regenerate",

@@ -119,3 +119,17 @@ def test_sequences_that_follow_the_links_conform(
     created = Sequences.schema.raw_schema["paths"]["/api/v1/chatroom"]["post"]["responses"]
     assert created["201"]["links"], "no links to follow"
     Sequences.run(settings=STATEFUL_SETTINGS)
+
+
+def test_search_conforms_with_more_examples(api_schema: schemathesis.BaseSchema, fuzz_user) -> None:
+    """GET /search on its own, deeper than the sweep above: any query text (a
+    websearch_to_tsquery input, never a syntax error), limit and cursor the schema allows
+    or forbids answers a documented status and body, never a 5xx."""
+    operation = api_schema["/api/v1/search"]["GET"]
+
+    @settings(FUZZ_SETTINGS, max_examples=MAX_EXAMPLES * 5)
+    @given(case=cases(operation, {}))
+    def fuzz(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=fuzz_user.headers(), checks=CHECKS, timeout=15)
+
+    fuzz()

@@ -10,6 +10,7 @@ from chat import reconciler
 from chat.api import router
 from chat.context import ChatContext
 from chat.handlers import HANDLERS
+from chat.search_api import router as search_router
 from chat.settings import Settings
 from chat.share_api import router as share_router
 from chat.stream_slots import StreamSlots
@@ -54,5 +55,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(search_router)
     app.include_router(share_router)
     return app

@@ -83,6 +83,7 @@ ROUTES: tuple[Route, ...] = (
     # Read by whoever holds the link; chat looks the token up by its hash.
     public_link("GET", "/shared/{token}", "chat"),
     protected("GET", "/usage", "chat"),
+    protected("GET", "/search", "chat"),
     protected("GET", "/models", "chat"),
     protected("POST", "/subscribe/pro", "billing"),
     protected("GET", "/subscription/status", "billing"),

@@ -108,6 +108,12 @@ export const api = {
     return { blob: await response.blob(), filename };
   },
   usage: () => request("GET", "/usage"),
+  search: (q, cursor) =>
+    request(
+      "GET",
+      `/search?q=${encodeURIComponent(q)}&limit=20` +
+        (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""),
+    ),
   models: () => request("GET", "/models"),
   chooseModel: (id, model) =>
     request("PUT", `/chatroom/${encodeURIComponent(id)}/model`, { body: { model } }),

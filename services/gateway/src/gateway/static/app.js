@@ -5,6 +5,7 @@
 import { ApiError, api, session } from "./api.js";
 import { openDeleteAccount, wireDeleteAccount } from "./account-dialog.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
+import { clearSearch, initSearch, revealFound } from "./search.js";
 import { roomAction, wireShareDialog } from "./share-dialog.js";
 import { followReply } from "./sse.js";
 
@@ -262,6 +263,7 @@ function endSession(message) {
   openSeq++;
   $("room-list").replaceChildren();
   $("messages").replaceChildren();
+  clearSearch();
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   closeSidebar();
   if (location.pathname !== "/success") history.replaceState(null, "", "/");
@@ -599,6 +601,11 @@ async function openRoom(roomId) {
     applyRoom(room);
     renderMessages();
     scrollToEnd(true);
+    revealFound(rowOf, async () => {
+      const shown = state.messages.length;
+      if (seq === openSeq && state.hasMore) await loadEarlier();
+      return seq === openSeq && state.messages.length > shown;
+    });
     focusPrompt();
     const last = state.messages.at(-1);
     if (last?.role === "GEMINI" && PENDING.has(last.status)) follow(last, streamUrlOf(last));
@@ -1150,4 +1157,5 @@ function wire() {
 }
 
 wire();
+initSearch(navigate);
 route();
