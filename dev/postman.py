@@ -691,6 +691,37 @@ def pro() -> Item:
             body={"content": "Thanks, Pro!"},
         ),
         request(
+            "Edit the first prompt",
+            "PUT",
+            f"{API}/chatroom/{{{{chatroomId}}}}/message/{{{{promptId}}}}",
+            status=None,
+            body={"content": "What is yoga, in one line?"},
+            test="""
+            // 409 while the reply to the prompt just sent is still being generated.
+            pm.test('201, or 409 reply_pending', () => pm.expect([201, 409])
+                .to.include(pm.response.code));
+            if (pm.response.code === 201) {
+                const edited = pm.response.json().data.message;
+                pm.test('a new version of the prompt',
+                    () => pm.expect(edited.content).to.equal('What is yoga, in one line?'));
+            }
+            """,
+            doc="Edit and resend: a new version of the prompt and a new reply; the earlier"
+            " version and what followed it stay, as a branch.",
+        ),
+        request(
+            "Show the branch of the first version",
+            "PUT",
+            f"{API}/chatroom/{{{{chatroomId}}}}/branch",
+            status=200,
+            body={"messageId": "{{promptId}}"},
+            test="""
+            const messages = pm.response.json().data.chatroom.messages;
+            pm.test('the path goes through it', () => pm.expect(messages.map((m) => m.id))
+                .to.include(pm.collectionVariables.get('promptId')));
+            """,
+        ),
+        request(
             "Checkout again: 409",
             "POST",
             f"{API}/subscribe/pro",

@@ -360,3 +360,38 @@ async def test_delete_the_account_with_a_code_and_start_afresh(person) -> None:
     await expect(page.get_by_text("Your chats will appear here.")).to_be_visible()
     await expect(page.locator(".room-item")).to_have_count(0)
     person.console.assert_clean()
+
+
+async def test_edit_a_prompt_and_step_between_the_branches(person) -> None:
+    page = person.page
+    await person.sign_in()
+    await person.ask("Tell me about tea")
+    await person.ask("And about coffee?")
+    first = page.locator(".msg.user").first
+    await first.get_by_role("button", name="Edit").click()
+    box = page.get_by_label("Edit your message")
+    await expect(box).to_have_value("Tell me about tea")
+    await box.fill("Tell me about cocoa")
+    await page.get_by_role("button", name="Send", exact=True).click()
+
+    # The chat goes on from the new version; the old one is a branch, one arrow away.
+    await expect(page.locator(".msg.user .bubble")).to_have_text(["Tell me about cocoa"])
+    await expect(person.last_reply.locator(".md")).to_contain_text(
+        'reply to "Tell me about cocoa"', timeout=20_000
+    )
+    versions = page.locator(".msg.user").first.get_by_role("group", name="Versions")
+    await expect(versions).to_contain_text("2 / 2")
+    await person.screenshot("branches")
+    await versions.get_by_role("button", name="Previous version").click()
+    await expect(page.locator(".msg.user .bubble")).to_have_text(
+        ["Tell me about tea", "And about coffee?"]
+    )
+    await expect(versions).to_contain_text("1 / 2")
+    await versions.get_by_role("button", name="Next version").click()
+    await expect(page.locator(".msg.user .bubble")).to_have_text(["Tell me about cocoa"])
+
+    # It is the server's path: a reload shows the same branch.
+    await page.reload()
+    await expect(page.locator(".msg.user .bubble")).to_have_text(["Tell me about cocoa"])
+    await expect(versions).to_contain_text("2 / 2")
+    person.console.assert_clean()

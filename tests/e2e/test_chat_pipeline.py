@@ -310,8 +310,12 @@ async def test_regenerate_gives_a_new_reply_to_the_same_prompt(api, person):
     stored = await person.final_reply(room, second["id"])
     assert stored["status"] == "completed"
     assert "Name a colour." in stored["content"]
-    old = await person.reply(room, first["id"])
-    assert old["supersededBy"] == second["id"]
+    assert stored["siblingIds"] == [first["id"], second["id"]]  # the old one is kept
+    assert response.json()["data"]["previous"]["supersededBy"] == second["id"]
+    shown = await api.put(
+        f"/api/v1/chatroom/{room}/branch", json={"messageId": first["id"]}, headers=person.headers
+    )
+    assert [m["id"] for m in shown.json()["data"]["chatroom"]["messages"]][-1] == first["id"]
     assert (await person.usage())["used"] == 2
 
 

@@ -10,7 +10,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from chat import list_cache, metrics, models, prompts, quota, rooms, stream_slots, streaming
+from chat import list_cache, metrics, prompts, quota, rooms, stream_slots, streaming
 from chat.context import ChatContext
 from chat.repository import Chatroom, Message
 from chat.schemas import (
@@ -21,7 +21,6 @@ from chat.schemas import (
     ChatroomIn,
     ChatroomListData,
     ChatroomListOut,
-    ChatroomModelIn,
     ChatroomOut,
     ChatroomOutEnvelope,
     ChatroomWithMessages,
@@ -29,8 +28,6 @@ from chat.schemas import (
     MessageOut,
     MessageQueuedData,
     MessageQueuedOut,
-    ModelsData,
-    ModelsOut,
     NewChatroomIn,
     RegeneratedData,
     RegeneratedOut,
@@ -60,7 +57,7 @@ _NOT_FOUND: dict[str, Callable[[], NotFound]] = {
 }
 
 
-def _uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
+def path_uuid(value: str, what: str = "Chatroom") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -78,7 +75,7 @@ def room_out(room: Chatroom) -> ChatroomOut:
     )
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message, siblings: list[uuid.UUID] | None = None) -> MessageOut:
     return MessageOut(
         id=str(message.id),
         chatroom_id=str(message.chatroom_id),
@@ -92,11 +89,24 @@ def message_out(message: Message) -> MessageOut:
         error_code=message.error_code,
         superseded_by=str(message.superseded_by) if message.superseded_by else None,
         model=message.model,
+        parent_id=str(message.parent_id) if message.parent_id else None,
+        sibling_ids=[str(s) for s in siblings] if siblings else None,
     )
 
 
 def stream_url(message: Message) -> str:
     return f"/api/v1/chatroom/{message.chatroom_id}/message/{message.id}/stream"
+
+
+def queued_out(queued: prompts.QueuedPrompt, response: Response) -> MessageQueuedOut:
+    """A send's (or an edit's) 201: the prompt and its queued reply, with the quota's
+    rate-limit headers."""
+    metrics.PROMPTS.labels("accepted").inc()
+    response.headers.update(quota.rate_limit_headers(queued.usage))
+    return MessageQueuedOut(
+        message="Message sent and queued for AI response.",
+        data=MessageQueuedData(message=message_out(queued.prompt), reply=reply_ref(queued.reply)),
+    )
 
 
 def reply_ref(reply: Message) -> ReplyRef:
@@ -174,14 +184,16 @@ async def get_chatroom(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ChatroomDetailOut:
-    before_id = _uuid(before, "Message") if before else None
-    room, messages, has_more = await rooms.get_chatroom(
-        db, user, _uuid(chatroom_id), limit, before_id
-    )
+    before_id = path_uuid(before, "Message") if before else None
+    view = await rooms.get_chatroom(db, user, path_uuid(chatroom_id), limit, before_id)
+    return detail_out(view)
+
+
+def detail_out(view: rooms.RoomView) -> ChatroomDetailOut:
     detail = ChatroomWithMessages(
-        **room_out(room).model_dump(),
-        messages=[message_out(m) for m in messages],
-        has_more=has_more,
+        **room_out(view.room).model_dump(),
+        messages=[message_out(m, view.siblings.get(m.id)) for m in view.messages],
+        has_more=view.has_more,
     )
     return ChatroomDetailOut(data=ChatroomDetailData(chatroom=detail))
 
@@ -194,21 +206,7 @@ async def get_chatroom(
 async def rename_chatroom(
     chatroom_id: str, body: ChatroomIn, user: CurrentUserId, db: Db, ctx: Ctx
 ) -> ChatroomOutEnvelope:
-    room = await rooms.rename_chatroom(db, ctx, user, _uuid(chatroom_id), body.name)
-    return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
-
-
-@router.put(
-    "/chatroom/{chatroom_id}/model",
-    response_model=ChatroomOutEnvelope,
-    responses=error_responses(400, 401, 404),
-)
-async def choose_model(
-    chatroom_id: str, body: ChatroomModelIn, user: CurrentUserId, db: Db, ctx: Ctx
-) -> ChatroomOutEnvelope:
-    """The model that answers the room's next prompts, among those the caller's tier allows
-    (`GET /models`); null goes back to the tier's own."""
-    room = await models.choose(db, ctx, user, _uuid(chatroom_id), body.model)
+    room = await rooms.rename_chatroom(db, ctx, user, path_uuid(chatroom_id), body.name)
     return ChatroomOutEnvelope(data=ChatroomData(chatroom=room_out(room)))
 
 
@@ -219,7 +217,7 @@ async def choose_model(
     responses=error_responses(401, 404),
 )
 async def delete_chatroom(chatroom_id: str, user: CurrentUserId, db: Db, ctx: Ctx) -> Response:
-    await rooms.delete_chatroom(db, ctx, user, _uuid(chatroom_id))
+    await rooms.delete_chatroom(db, ctx, user, path_uuid(chatroom_id))
     return Response(status_code=204)
 
 
@@ -234,7 +232,7 @@ async def send_message(
 ) -> MessageQueuedOut:
     try:
         queued = await prompts.queue_message(
-            db, ctx, user, _uuid(chatroom_id), body.content, correlation_id.get()
+            db, ctx, user, path_uuid(chatroom_id), body.content, correlation_id.get()
         )
     except quota.DailyLimitReached:
         metrics.PROMPTS.labels("daily_limit").inc()
@@ -243,16 +241,7 @@ async def send_message(
         if exc.code == "reply_pending":
             metrics.PROMPTS.labels("reply_pending").inc()
         raise
-    metrics.PROMPTS.labels("accepted").inc()
-    response.headers.update(quota.rate_limit_headers(queued.usage))
-    reply = queued.reply
-    return MessageQueuedOut(
-        message="Message sent and queued for AI response.",
-        data=MessageQueuedData(
-            message=message_out(queued.prompt),
-            reply=reply_ref(reply),
-        ),
-    )
+    return queued_out(queued, response)
 
 
 @router.post(
@@ -265,7 +254,9 @@ async def stop_reply(
 ) -> ReplyOut:
     """Stop a reply being generated: it ends ``cancelled`` with the text so far. A reply
     that already finished is returned as it is."""
-    reply = await prompts.stop_reply(db, ctx, user, _uuid(chatroom_id), _uuid(reply_id, "Reply"))
+    reply = await prompts.stop_reply(
+        db, ctx, user, path_uuid(chatroom_id), path_uuid(reply_id, "Reply")
+    )
     return ReplyOut(message="Reply stopped.", data=ReplyData(reply=message_out(reply)))
 
 
@@ -280,7 +271,7 @@ async def regenerate_reply(
 ) -> RegeneratedOut:
     """A new reply to the same prompt (the quota applies); the old one is kept, marked
     ``supersededBy`` the new one. Only the room's last reply, once it is final."""
-    room_id, old_id = _uuid(chatroom_id), _uuid(reply_id, "Reply")
+    room_id, old_id = path_uuid(chatroom_id), path_uuid(reply_id, "Reply")
     queued = await prompts.regenerate_reply(db, ctx, user, room_id, old_id, correlation_id.get())
     response.headers.update(quota.rate_limit_headers(queued.usage))
     previous = await prompts.get_reply(db, user, room_id, old_id)
@@ -318,7 +309,7 @@ async def stream_reply(
 ) -> EventSourceResponse:
     """429 ``too_many_streams`` when the user has ``MAX_STREAMS_PER_USER`` streams open;
     503 ``streams_unavailable`` when this server cannot take another one."""
-    room_id, reply_uuid = _uuid(chatroom_id), _uuid(reply_id, "Reply")
+    room_id, reply_uuid = path_uuid(chatroom_id), path_uuid(reply_id, "Reply")
     resume_after = streaming.parse_last_event_id(last_event_id)
     pool = request.app.state.pool
 
@@ -355,11 +346,3 @@ async def get_usage(user: CurrentUserId, db: Db, ctx: Ctx) -> UsageOut:
             resets_at=usage.resets_at,
         )
     )
-
-
-@router.get("/models", response_model=ModelsOut, responses=error_responses(401))
-async def get_models(user: CurrentUserId, db: Db, ctx: Ctx) -> ModelsOut:
-    """The Gemini models of the caller's tier: its own (`default`) and what a room may
-    choose."""
-    found = await models.available(db, ctx, user)
-    return ModelsOut(data=ModelsData(tier=found.tier, default=found.default, allowed=found.allowed))

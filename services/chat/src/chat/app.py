@@ -8,8 +8,10 @@ from fastapi import FastAPI
 
 from chat import reconciler
 from chat.api import router
+from chat.branch_api import router as branch_router
 from chat.context import ChatContext
 from chat.handlers import HANDLERS
+from chat.model_api import router as model_router
 from chat.search_api import router as search_router
 from chat.settings import Settings
 from chat.share_api import router as share_router
@@ -57,4 +59,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(search_router)
     app.include_router(share_router)
+    app.include_router(model_router)
+    app.include_router(branch_router)
     return app

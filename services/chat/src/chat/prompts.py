@@ -52,10 +52,8 @@ def _prompt_text(raw: str, settings: Settings) -> str:
 
 
 async def _history(tx: Transaction, settings: Settings, prompt: Message) -> list[HistoryTurn]:
-    """The conversation before ``prompt``, bounded (see ``_bounded_history``)."""
-    rows = await repository.conversation_before(
-        tx.conn, prompt.chatroom_id, prompt.seq, settings.history_max_turns
-    )
+    """The conversation before ``prompt`` on its branch, bounded (``_bounded_history``)."""
+    rows = await repository.history_from(tx.conn, prompt.parent_id, settings.history_max_turns)
     return _bounded_history(settings, rows)
 
 
@@ -115,6 +113,7 @@ async def _new_reply(tx: Transaction, prompt: Message, day: date, model: str) ->
                 reply_to=prompt.id,
                 quota_day=day,
                 model=model,
+                parent_id=prompt.id,
             )
     except psycopg.errors.UniqueViolation:
         raise _reply_pending() from None
@@ -134,6 +133,8 @@ async def queue_message(
     room_id: uuid.UUID,
     raw_content: str,
     correlation_id: str | None,
+    *,
+    edit_of: Message | None = None,
 ) -> QueuedPrompt:
     """Take a quota unit, store the prompt and a queued reply, and emit MessageQueued:
     all or nothing, so a refused or failed send never costs a prompt.
@@ -142,14 +143,25 @@ async def queue_message(
     look like, then one statement that takes the quota unit and inserts both messages and
     the outbox row (atomic by itself). That statement repeats the checks of the first
     atomically (the quota's conditional upsert, the one-pending-reply index, the room's
-    foreign key), so racing requests cannot pass them."""
+    foreign key), so racing requests cannot pass them.
+
+    The prompt follows the room's leaf; an edit (``edit_of``, a prompt of the room) is a
+    sibling of the prompt it replaces instead, which is kept with its replies. Either way
+    the room's current path ends at the new reply."""
     content = _prompt_text(raw_content, ctx.settings)
     settings = ctx.settings
     now = datetime.now(UTC)
     day, resets_at = utc_day(now), next_midnight(now)
     async with db.autocommit() as tx:
+        anchor = edit_of.parent_id if edit_of else None
         context = await repository.prompt_context(
-            tx.conn, room_id, user_id, day, settings.history_max_turns
+            tx.conn,
+            room_id,
+            user_id,
+            day,
+            settings.history_max_turns,
+            editing=edit_of is not None,
+            anchor=anchor,
         )
         if context is None:
             raise room_not_found()
@@ -183,6 +195,7 @@ async def queue_message(
                 reply_id=reply_id,
                 content=content,
                 model=model,
+                parent_id=anchor if edit_of else context.room.leaf_id,
                 event=outbox.row(event, producer=PRODUCER, correlation_id=correlation_id),
             )
         except psycopg.errors.UniqueViolation:
@@ -221,14 +234,18 @@ async def regenerate_reply(
             raise NotFound("Reply not found.", code="reply_not_found")
         if old.status in repository.PENDING:
             raise Conflict("This reply is still being generated.", code="reply_pending")
-        if await repository.latest_reply_id(tx.conn, room_id) != old.id:
-            raise Conflict("Only the last reply can be regenerated.", code="not_last_reply")
+        if room.leaf_id != old.id:
+            raise Conflict(
+                "Only the last reply of the chat's current branch can be regenerated.",
+                code="not_last_reply",
+            )
         prompt = await repository.get_message_by_id(tx.conn, old.reply_to)
         assert prompt is not None
         usage = await take_quota(tx, ctx, user_id, now)
         model = model_for_reply(ctx.settings, usage.tier, room)
         reply = await _new_reply(tx, prompt, utc_day(now), model)
         await repository.supersede(tx.conn, old.id, reply.id)
+        await repository.set_leaf(tx.conn, room_id, reply.id)
         await queue(tx, ctx.settings, prompt, reply, 1, correlation_id)
     log.info("chat.reply_regenerated", reply_id=str(reply.id), superseded=str(old.id))
     return QueuedPrompt(prompt, reply, usage)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -94,15 +95,24 @@ async def list_chatrooms(
     return rooms[:limit], next_cursor
 
 
+@dataclass(frozen=True)
+class RoomView:
+    room: Chatroom
+    messages: list[Message]  # a page of the current path, oldest first
+    has_more: bool  # the path goes on before the page
+    siblings: dict[uuid.UUID, list[uuid.UUID]]  # of the page's messages that have any
+
+
 async def get_chatroom(
     db: Database,
     user_id: uuid.UUID,
     room_id: uuid.UUID,
     limit: int,
     before: uuid.UUID | None,
-) -> tuple[Chatroom, list[Message], bool]:
-    """The room with its latest ``limit`` messages (before message ``before``), oldest
-    first, and whether older ones exist."""
+) -> RoomView:
+    """The room with the latest ``limit`` messages of its current path (before message
+    ``before``), oldest first, whether older ones exist, and the siblings (other versions)
+    of those that have any."""
     async with db.transaction() as tx:
         room = await repository.get_chatroom(tx.conn, room_id, user_id)
         if room is None:
@@ -113,9 +123,11 @@ async def get_chatroom(
             if anchor is None:
                 raise ValidationFailed.on("before", "No such message in this chatroom.")
             before_seq = anchor.seq
-        messages = await repository.list_messages(tx.conn, room_id, limit + 1, before_seq)
-    has_more = len(messages) > limit
-    return room, messages[-limit:] if has_more else messages, has_more
+        messages = await repository.path_page(tx.conn, room_id, limit + 1, before_seq)
+        has_more = len(messages) > limit
+        page = messages[-limit:] if has_more else messages
+        siblings = await repository.siblings(tx.conn, room_id, [m.id for m in page])
+    return RoomView(room, page, has_more, siblings)
 
 
 def room_not_found() -> NotFound:

@@ -82,6 +82,14 @@ class NewChatroomIn(CamelModel):
     )
 
 
+class BranchIn(CamelModel):
+    model_config = examples({"messageId": "8e2d4c6a-0b1f-4a3e-8d5c-7f9a1b3c5e70"})
+
+    message_id: str = Field(
+        min_length=1, max_length=64, description="A message of the room: its branch is shown."
+    )
+
+
 class MessageIn(CamelModel):
     model_config = examples({"content": "what is yoga?"})
 
@@ -117,6 +125,17 @@ class MessageOut(CamelModel):
     model: str | None = Field(
         default=None,
         description="A reply's: the Gemini model asked. Null for prompts and older replies.",
+    )
+    parent_id: str | None = Field(
+        default=None,
+        description="What it follows on its branch: a reply's prompt, a prompt's reply"
+        " (null for a chat's first prompt).",
+    )
+    sibling_ids: list[str] | None = Field(
+        default=None,
+        description="In a chatroom's path: every version of this message, oldest first, when"
+        " there is more than one (an edited prompt's, a regenerated reply's). PUT .../branch"
+        " with one of them shows its branch.",
     )
 
     @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorated properties; pydantic's way

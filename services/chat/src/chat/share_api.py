@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from chat import export, shares
-from chat.api import _uuid, message_out, room_out
+from chat.api import message_out, path_uuid, room_out
 from chat.settings import Settings
 from chat.share_schemas import (
     MARKDOWN_EXAMPLE,
@@ -51,7 +51,7 @@ async def share_chatroom(
     without ids, user id or phone number. Later messages never appear in it. The token is
     returned only here. A room has one live link: sharing again revokes the previous one.
     409 `nothing_to_share` before the first completed reply."""
-    made = await shares.share_chatroom(db, settings, user, _uuid(chatroom_id))
+    made = await shares.share_chatroom(db, settings, user, path_uuid(chatroom_id))
     ref = ShareRef(
         token=made.token,
         path=shares.share_path(made.token),
@@ -69,7 +69,7 @@ async def share_chatroom(
 )
 async def revoke_share(chatroom_id: str, user: CurrentUserId, db: Db) -> Response:
     """The room's link stops working (404) at once. 204 also when it had none."""
-    await shares.revoke_share(db, user, _uuid(chatroom_id))
+    await shares.revoke_share(db, user, path_uuid(chatroom_id))
     return Response(status_code=204)
 
 
@@ -117,7 +117,7 @@ async def export_chatroom(
     """Download the room: Markdown (a heading per turn: who and when) or JSON (the room and
     its messages, no envelope). Replaced replies are left out; at most the latest
     `EXPORT_MAX_MESSAGES` messages."""
-    found = await export.export_chatroom(db, settings, user, _uuid(chatroom_id))
+    found = await export.export_chatroom(db, settings, user, path_uuid(chatroom_id))
     if format == "md":
         body, media_type = export.as_markdown(found), "text/markdown; charset=utf-8"
     else:

@@ -210,6 +210,7 @@ async def test_a_prompt_into_a_room_deleted_meanwhile_stores_nothing(app, user):
                 reply_id=uuid.uuid4(),
                 content="hello",
                 model="gemini-2.5-flash",
+                parent_id=None,
                 event=(uuid.uuid4(), "chat.events", "MessageQueued", "{}"),
             )
         cur = await conn.execute(

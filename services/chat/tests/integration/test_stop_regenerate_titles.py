@@ -97,13 +97,15 @@ async def test_regenerate_queues_a_new_reply_and_keeps_the_old_one(api, user, bu
     assert data["reply"]["status"] == "queued"
     assert data["previous"]["supersededBy"] == new_id
     assert response.headers["x-ratelimit-remaining"] == "3"
+    # The room's path goes through the new reply; the old one is its sibling, kept.
     messages = (await api.room(user, room["id"]))["messages"]
     assert [(m["role"], m["status"]) for m in messages] == [
         ("USER", "completed"),
-        ("GEMINI", "completed"),
         ("GEMINI", "queued"),
     ]
-    assert messages[2]["replyTo"] == sent["message"]["id"]
+    assert messages[1]["replyTo"] == sent["message"]["id"]
+    assert messages[1]["siblingIds"] == [old_id, new_id]
+    assert messages[0]["siblingIds"] is None
     await eventually(lambda: bus.queued(new_id), what="MessageQueued for the new reply")
     [event] = await bus.queued(new_id)
     assert event.prompt == "tell me a joke"

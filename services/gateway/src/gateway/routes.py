@@ -74,6 +74,8 @@ ROUTES: tuple[Route, ...] = (
     protected("DELETE", "/chatroom/{id}", "chat"),
     protected("PUT", "/chatroom/{id}/model", "chat"),
     protected("POST", "/chatroom/{id}/message", "chat"),
+    protected("PUT", "/chatroom/{id}/message/{messageId}", "chat"),
+    protected("PUT", "/chatroom/{id}/branch", "chat"),
     protected_stream("GET", "/chatroom/{id}/message/{replyId}/stream", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/stop", "chat"),
     protected("POST", "/chatroom/{id}/message/{replyId}/regenerate", "chat"),

@@ -23,13 +23,14 @@ async def insert_message(
     reply_to: uuid.UUID | None = None,
     quota_day: date | None = None,
     model: str | None = None,
+    parent_id: uuid.UUID | None = None,
 ) -> Message:
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(
             _INSERT_MESSAGE,
             (
                 *(message_id, chatroom_id, user_id, role, content, status),
-                *(reply_to, quota_day, model, status),
+                *(reply_to, quota_day, model, parent_id, status),
             ),
         )
         message = await cur.fetchone()
@@ -40,8 +41,8 @@ async def insert_message(
 _INSERT_MESSAGE = f"""
     INSERT INTO messages
         (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, model,
-         completed_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
+         parent_id, completed_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
             CASE WHEN %s = 'completed' THEN clock_timestamp() END)
     RETURNING {MESSAGE_COLUMNS}
 """
@@ -63,40 +64,6 @@ async def get_message_by_id(conn: AsyncConnection, message_id: uuid.UUID) -> Mes
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = %s", (message_id,))
         return await cur.fetchone()
-
-
-async def list_messages(
-    conn: AsyncConnection, chatroom_id: uuid.UUID, limit: int, before_seq: int | None
-) -> list[Message]:
-    """The ``limit`` latest messages (before ``before_seq``), oldest first."""
-    async with conn.cursor(row_factory=class_row(Message)) as cur:
-        await cur.execute(
-            f"""
-            SELECT * FROM (
-                SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE chatroom_id = %s AND (%s::bigint IS NULL OR seq < %s)
-                 ORDER BY seq DESC LIMIT %s
-            ) latest ORDER BY seq
-            """,
-            (chatroom_id, before_seq, before_seq, limit),
-        )
-        return await cur.fetchall()
-
-
-async def conversation_before(
-    conn: AsyncConnection, chatroom_id: uuid.UUID, before_seq: int, limit: int
-) -> list[tuple[str, str]]:
-    """(role, content) of the latest completed messages before ``before_seq``, newest first."""
-    cur = await conn.execute(
-        """
-        SELECT role, content FROM messages
-         WHERE chatroom_id = %s AND seq < %s AND status = 'completed' AND content <> ''
-           AND superseded_by IS NULL
-         ORDER BY seq DESC LIMIT %s
-        """,
-        (chatroom_id, before_seq, limit),
-    )
-    return [(row[0], row[1]) for row in await cur.fetchall()]
 
 
 async def complete_reply(
@@ -181,16 +148,6 @@ async def count_prompts(conn: AsyncConnection, room_id: uuid.UUID) -> int:
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
-
-
-async def latest_reply_id(conn: AsyncConnection, room_id: uuid.UUID) -> uuid.UUID | None:
-    cur = await conn.execute(
-        "SELECT id FROM messages WHERE chatroom_id = %s AND role = 'GEMINI'"
-        " ORDER BY seq DESC LIMIT 1",
-        (room_id,),
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
 
 
 async def supersede(conn: AsyncConnection, old_id: uuid.UUID, new_id: uuid.UUID) -> None:

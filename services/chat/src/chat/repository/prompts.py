@@ -9,6 +9,7 @@ from datetime import date
 
 from psycopg import AsyncConnection
 
+from chat.repository.branches import path_cte
 from chat.repository.rows import MESSAGE_COLUMNS, ROOM_COLUMNS, Chatroom, Message, pending_sql
 from shared import outbox
 from shared.tiers import SubscriptionState
@@ -27,12 +28,28 @@ class PromptContext:
     subscription: SubscriptionState | None
 
 
+# Where a new prompt hangs: after the room's leaf, or (an edit) beside the prompt it
+# replaces, after that prompt's parent.
+_ANCHOR = """CASE WHEN %(editing)s THEN %(anchor)s::uuid
+                  ELSE (SELECT leaf_id FROM chatrooms WHERE id = %(room)s) END"""
+
+
 async def prompt_context(
-    conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, day: date, history_turns: int
+    conn: AsyncConnection,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    day: date,
+    history_turns: int,
+    *,
+    editing: bool = False,
+    anchor: uuid.UUID | None = None,
 ) -> PromptContext | None:
-    """None when the room does not exist or is not ``user_id``'s."""
+    """None when the room does not exist or is not ``user_id``'s. The history is the path
+    ending at the room's leaf, or with ``editing``, at ``anchor`` (the edited prompt's
+    parent)."""
     cur = await conn.execute(
-        f"""
+        path_cte(_ANCHOR, max_depth="%(depth)s")
+        + f"""
         SELECT {", ".join("c." + c for c in ROOM_COLUMNS.split(", "))},
                (SELECT count(*) FROM messages m
                  WHERE m.chatroom_id = c.id AND m.role = 'USER') AS prompts,
@@ -41,16 +58,23 @@ async def prompt_context(
                           AND {pending_sql("m")}) AS pending,
                (SELECT u.used FROM daily_usage u
                  WHERE u.user_id = c.user_id AND u.day = %(day)s) AS used_today,
-               (SELECT json_agg(json_build_array(h.role, h.content) ORDER BY h.seq DESC)
-                  FROM (SELECT role, content, seq FROM messages
-                         WHERE chatroom_id = c.id AND status = 'completed' AND content <> ''
-                           AND superseded_by IS NULL
-                         ORDER BY seq DESC LIMIT %(turns)s) h) AS history,
+               (SELECT json_agg(json_build_array(h.role, h.content) ORDER BY h.depth)
+                  FROM (SELECT role, content, depth FROM path
+                         WHERE status = 'completed' AND content <> ''
+                         ORDER BY depth LIMIT %(turns)s) h) AS history,
                s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until, s.as_of
           FROM chatrooms c LEFT JOIN tier_projection s ON s.user_id = c.user_id
          WHERE c.id = %(room)s AND c.user_id = %(user)s
         """,
-        {"room": room_id, "user": user_id, "day": day, "turns": history_turns},
+        {
+            "room": room_id,
+            "user": user_id,
+            "day": day,
+            "turns": history_turns,
+            "depth": 4 * history_turns + 4,
+            "editing": editing,
+            "anchor": anchor,
+        },
     )
     row = await cur.fetchone()
     if row is None:
@@ -88,6 +112,7 @@ async def store_prompt(
     reply_id: uuid.UUID,
     content: str,
     model: str,
+    parent_id: uuid.UUID | None,
     event: tuple[object, ...],
 ) -> StoredPrompt:
     """Take a quota unit and insert the prompt, its queued reply and the outbox row
@@ -107,6 +132,7 @@ async def store_prompt(
             "reply_id": reply_id,
             "content": content,
             "model": model,
+            "parent_id": parent_id,
             "event_id": event_id,
             "stream": stream,
             "type": event_type,
@@ -121,7 +147,8 @@ async def store_prompt(
     return StoredPrompt(int(rows[0][0]), prompt, reply)
 
 
-# Every part selects FROM quota: when the limit is reached (no row) nothing is inserted.
+# Every part selects FROM quota: when the limit is reached (no row) nothing is inserted
+# and the room stays where it was; else its leaf moves to the new reply.
 # The prompt is inserted before its reply (ORDER BY), so it gets the lower seq.
 _STORE_PROMPT = f"""
     WITH quota AS (
@@ -133,18 +160,21 @@ _STORE_PROMPT = f"""
     ), stored AS (
         INSERT INTO messages
             (id, chatroom_id, user_id, role, content, status, reply_to, quota_day, model,
-             completed_at)
+             parent_id, completed_at)
         SELECT m.id, %(room_id)s, %(user_id)s, m.role, m.content, m.status, m.reply_to,
-               m.quota_day, m.model,
+               m.quota_day, m.model, m.parent_id,
                CASE WHEN m.status = 'completed' THEN clock_timestamp() END
           FROM quota,
                (VALUES (1, %(prompt_id)s::uuid, 'USER', %(content)s, 'completed',
-                        NULL::uuid, NULL::date, NULL::text),
+                        NULL::uuid, NULL::date, NULL::text, %(parent_id)s::uuid),
                        (2, %(reply_id)s::uuid, 'GEMINI', '', 'queued',
-                        %(prompt_id)s::uuid, %(day)s::date, %(model)s::text))
-                 AS m (n, id, role, content, status, reply_to, quota_day, model)
+                        %(prompt_id)s::uuid, %(day)s::date, %(model)s::text,
+                        %(prompt_id)s::uuid))
+                 AS m (n, id, role, content, status, reply_to, quota_day, model, parent_id)
          ORDER BY m.n
         RETURNING {MESSAGE_COLUMNS}
+    ), moved AS (
+        UPDATE chatrooms SET leaf_id = %(reply_id)s FROM quota WHERE id = %(room_id)s
     ), queued AS (
         INSERT INTO outbox ({outbox.COLUMNS})
         SELECT %(event_id)s, %(stream)s, %(type)s, %(envelope)s::jsonb FROM quota

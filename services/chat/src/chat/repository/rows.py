@@ -31,6 +31,7 @@ class Chatroom:
     created_at: datetime
     updated_at: datetime
     model: str | None = None  # the model the room chose; None: its user's tier's
+    leaf_id: uuid.UUID | None = None  # the end of the current path (None: no message yet)
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ class Message:
     created_at: datetime
     completed_at: datetime | None
     model: str | None = None  # a reply's: the model asked (None: from before models per tier)
+    # A reply's prompt; a prompt's: the reply it follows (None: a first prompt).
+    parent_id: uuid.UUID | None = None
 
 
-ROOM_COLUMNS = "id, user_id, name, auto_title, created_at, updated_at, model"
+ROOM_COLUMNS = "id, user_id, name, auto_title, created_at, updated_at, model, leaf_id"
 MESSAGE_COLUMNS = (
     "id, seq, chatroom_id, user_id, role, content, status, reply_to, error_code, error,"
-    " quota_day, attempts, superseded_by, created_at, completed_at, model"
+    " quota_day, attempts, superseded_by, created_at, completed_at, model, parent_id"
 )

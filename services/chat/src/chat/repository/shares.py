@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from chat.repository.branches import LEAF, path_cte
 from chat.repository.rows import MESSAGE_COLUMNS, Message
 
 
@@ -66,18 +67,17 @@ async def live_share(conn: AsyncConnection, token_hash: bytes) -> Share | None:
 
 
 async def shared_messages(conn: AsyncConnection, room_id: uuid.UUID, limit: int) -> list[Message]:
-    """What a snapshot shows: the latest ``limit`` prompts and completed replies up to the
-    last completed reply, oldest first; replaced (regenerated) replies left out."""
+    """What a snapshot shows: of the room's current path, the latest ``limit`` prompts and
+    completed replies up to the last completed reply, oldest first."""
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(
-            f"""
-            SELECT * FROM (
-                SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE chatroom_id = %(room)s AND superseded_by IS NULL
-                   AND (role = 'USER' OR status = 'completed')
-                   AND seq <= (SELECT max(seq) FROM messages
-                                WHERE chatroom_id = %(room)s AND role = 'GEMINI'
-                                  AND status = 'completed' AND superseded_by IS NULL)
+            path_cte(LEAF)
+            + f"""
+            SELECT {MESSAGE_COLUMNS} FROM (
+                SELECT * FROM path
+                 WHERE (role = 'USER' OR status = 'completed')
+                   AND seq <= (SELECT max(seq) FROM path
+                                WHERE role = 'GEMINI' AND status = 'completed')
                  ORDER BY seq DESC LIMIT %(limit)s
             ) latest ORDER BY seq
             """,
@@ -87,17 +87,16 @@ async def shared_messages(conn: AsyncConnection, room_id: uuid.UUID, limit: int)
 
 
 async def exported_messages(conn: AsyncConnection, room_id: uuid.UUID, limit: int) -> list[Message]:
-    """What an export holds: the latest ``limit`` messages in any state, oldest first;
-    replaced (regenerated) replies left out."""
+    """What an export holds: the latest ``limit`` messages of the room's current path, in
+    any state, oldest first."""
     async with conn.cursor(row_factory=class_row(Message)) as cur:
         await cur.execute(
-            f"""
-            SELECT * FROM (
-                SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE chatroom_id = %s AND superseded_by IS NULL
-                 ORDER BY seq DESC LIMIT %s
+            path_cte(LEAF)
+            + f"""
+            SELECT {MESSAGE_COLUMNS} FROM (
+                SELECT * FROM path ORDER BY seq DESC LIMIT %(limit)s
             ) latest ORDER BY seq
             """,
-            (room_id, limit),
+            {"room": room_id, "limit": limit},
         )
         return await cur.fetchall()

@@ -87,6 +87,12 @@ export const api = {
   createRoom: () => request("POST", "/chatroom", { body: {} }),
   renameRoom: (id, name) => request("PATCH", `/chatroom/${encodeURIComponent(id)}`, { body: { name } }),
   deleteRoom: (id) => request("DELETE", `/chatroom/${encodeURIComponent(id)}`),
+  editMessage: (roomId, messageId, content) =>
+    request("PUT", `/chatroom/${encodeURIComponent(roomId)}/message/${encodeURIComponent(messageId)}`, {
+      body: { content },
+    }),
+  showBranch: (roomId, messageId) =>
+    request("PUT", `/chatroom/${encodeURIComponent(roomId)}/branch`, { body: { messageId } }),
   sendMessage: (id, content) =>
     request("POST", `/chatroom/${encodeURIComponent(id)}/message`, { body: { content } }),
   stop: (roomId, replyId) =>

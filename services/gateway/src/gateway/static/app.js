@@ -4,6 +4,7 @@
 
 import { ApiError, api, session } from "./api.js";
 import { openDeleteAccount, wireDeleteAccount } from "./account-dialog.js";
+import { branchNav, editForm } from "./branches.js";
 import { renderMarkdown, safeUrl } from "./markdown.js";
 import { clearSearch, initSearch, revealFound } from "./search.js";
 import { roomAction, wireShareDialog } from "./share-dialog.js";
@@ -390,7 +391,14 @@ async function upgrade(button) {
 async function loadRooms(more = false) {
   const answer = await api.rooms(more ? state.nextCursor : null);
   const rooms = answer.data.chatrooms;
-  state.rooms = more ? [...state.rooms, ...rooms.filter((r) => !roomById(r.id))] : rooms;
+  if (more) state.rooms = [...state.rooms, ...rooms.filter((r) => !roomById(r.id))];
+  else {
+    // A chat created while this page was on its way (the first prompt right after sign-in)
+    // is newer than all of it: keep it.
+    const listed = new Set(rooms.map((r) => r.id));
+    const newest = rooms[0]?.createdAt ?? "";
+    state.rooms = [...state.rooms.filter((r) => !listed.has(r.id) && r.createdAt > newest), ...rooms];
+  }
   state.nextCursor = answer.data.nextCursor;
   renderRooms();
   renderTitle();
@@ -573,7 +581,6 @@ function closeSidebar() {
 
 // --- the conversation -------------------------------------------------------------------
 
-const visible = (messages) => messages.filter((m) => !(m.role === "GEMINI" && m.supersededBy));
 const streamUrlOf = (reply) =>
   `/api/v1/chatroom/${encodeURIComponent(reply.chatroomId)}/message/${encodeURIComponent(reply.id)}/stream`;
 
@@ -596,7 +603,7 @@ async function openRoom(roomId) {
   try {
     const room = (await api.room(roomId)).data.chatroom;
     if (seq !== openSeq) return;
-    state.messages = visible(room.messages);
+    state.messages = room.messages;
     state.hasMore = room.hasMore;
     applyRoom(room);
     renderMessages();
@@ -632,7 +639,7 @@ async function loadEarlier() {
     if (roomId !== state.roomId) return;
     const box = $("conversation");
     const fromBottom = box.scrollHeight - box.scrollTop;
-    state.messages = [...visible(room.messages), ...state.messages];
+    state.messages = [...room.messages, ...state.messages];
     state.hasMore = room.hasMore;
     renderMessages();
     box.scrollTop = box.scrollHeight - fromBottom;
@@ -665,7 +672,12 @@ function messageView(message) {
   if (message.role === "USER") {
     const row = el("div", "msg user");
     row.dataset.id = message.id;
-    row.append(el("div", "bubble", message.content));
+    const tools = el("div", "msg-tools");
+    const change = el("button", "chip edit", "Edit");
+    change.type = "button";
+    change.disabled = !!state.active || state.sending || atLimit();
+    tools.append(...[branchNav(message), change].filter(Boolean));
+    row.append(el("div", "bubble", message.content), tools);
     return row;
   }
   const row = el("article", "msg model");
@@ -722,6 +734,8 @@ function fillReply(row, reply) {
     copy.append(icon("copy"), "Copy");
     actions.append(copy);
   }
+  const nav = branchNav(reply);
+  if (nav) actions.append(nav);
   if (state.messages.at(-1) === reply) {
     const again = el("button", "chip regenerate");
     again.type = "button";
@@ -763,7 +777,7 @@ function updateComposer() {
   $("stop").hidden = !generating;
   $("stop").disabled = !!state.active?.stopping;
   $("send").disabled = limited || generating || state.sending || !prompt.value.trim();
-  for (const button of $("messages").querySelectorAll(".regenerate")) {
+  for (const button of $("messages").querySelectorAll(".regenerate, .edit")) {
     button.disabled = limited || generating || state.sending;
   }
 }
@@ -934,6 +948,7 @@ async function regenerate(reply) {
       status: answer.reply.status,
       replyTo: reply.replyTo,
       model: answer.reply.model,
+      siblingIds: [...(reply.siblingIds || [reply.id]), answer.reply.id],
     };
     state.sending = false;
     if (state.roomId !== roomId) return;
@@ -948,6 +963,76 @@ async function regenerate(reply) {
     state.sending = false;
     updateComposer();
   }
+}
+
+// --- branches: other versions of a message, and editing a prompt ---------------------------
+
+async function showVersion(messageId) {
+  if (state.sending) return;
+  detachStream(); // a reply still coming goes on being generated; its branch shows it later
+  const roomId = state.roomId;
+  try {
+    const room = (await api.showBranch(roomId, messageId)).data.chatroom;
+    if (state.roomId !== roomId) return;
+    state.messages = room.messages;
+    state.hasMore = room.hasMore;
+    renderMessages();
+    const last = state.messages.at(-1);
+    if (last?.role === "GEMINI" && PENDING.has(last.status)) follow(last, streamUrlOf(last));
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function startEdit(row) {
+  const prompt = state.messages.find((m) => m.id === row.dataset.id);
+  if (!prompt || state.active || state.sending) return;
+  const form = editForm(prompt);
+  row.replaceChildren(form);
+  const text = form.querySelector("textarea");
+  text.focus();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    resend(prompt, text.value.trim());
+  });
+}
+
+/** Send an edited prompt: the chat goes on from its new version (the old stays a branch). */
+async function resend(prompt, text) {
+  if (!text || text === prompt.content) return renderMessages();
+  const roomId = state.roomId;
+  state.sending = true;
+  try {
+    const answer = (await api.editMessage(roomId, prompt.id, text)).data;
+    if (state.roomId !== roomId) return;
+    const versions = [...(prompt.siblingIds || [prompt.id]), answer.message.id];
+    const reply = { ...pendingReply(roomId, answer), replyTo: answer.message.id };
+    const at = state.messages.indexOf(prompt);
+    state.messages = [...state.messages.slice(0, at), { ...answer.message, siblingIds: versions }, reply];
+    state.sending = false;
+    renderMessages();
+    scrollToEnd(true);
+    follow(reply, answer.reply.streamUrl);
+    refreshUsage().catch(() => {});
+  } catch (error) {
+    renderMessages();
+    if (error instanceof ApiError && error.code === "daily_limit_reached") limitReached(error);
+    else showError(error);
+  } finally {
+    state.sending = false;
+    updateComposer();
+  }
+}
+
+function pendingReply(roomId, answer) {
+  return {
+    id: answer.reply.id,
+    chatroomId: roomId,
+    role: "GEMINI",
+    content: "",
+    status: answer.reply.status,
+    model: answer.reply.model,
+  };
 }
 
 async function copyReply(reply) {
@@ -1131,6 +1216,11 @@ function wire() {
     });
   }
   $("messages").addEventListener("click", (event) => {
+    const step = event.target.closest(".branch-step");
+    if (step?.dataset.target) showVersion(step.dataset.target);
+    const change = event.target.closest(".edit");
+    if (change) startEdit(change.closest(".msg"));
+    if (event.target.closest(".edit-cancel")) renderMessages();
     const button = event.target.closest(".copy, .regenerate");
     if (!button) return;
     const reply = state.messages.find((m) => m.id === button.closest(".msg").dataset.id);
