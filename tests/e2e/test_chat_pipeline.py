@@ -319,6 +319,35 @@ async def test_regenerate_gives_a_new_reply_to_the_same_prompt(api, person):
     assert (await person.usage())["used"] == 2
 
 
+async def test_an_edited_prompt_is_answered_from_its_own_branch(api, person, simulator):
+    room = await person.room()
+    first = await person.ask(room, "My name is Asha.")
+    await person.final_reply(room, first["id"])
+    second = await person.ask(room, "What is my name?")
+    await person.final_reply(room, second["id"])
+    [prompt1, _, prompt2, _] = await person.messages(room)
+
+    edited = await api.put(
+        f"/api/v1/chatroom/{room}/message/{prompt1['id']}",
+        json={"content": "My name is Ravi."},
+        headers=person.headers,
+    )
+    assert edited.status_code == 201, edited.text
+    reply = await person.final_reply(room, edited.json()["data"]["reply"]["id"])
+    assert "My name is Ravi." in reply["content"]
+    # Gemini was asked with the new branch alone: no Asha, no second question.
+    requests = (await simulator.get("/_sim/requests")).json()["requests"]
+    [asked] = [r for r in requests if r["contents"][-1]["parts"][0]["text"] == "My name is Ravi."]
+    assert len(asked["contents"]) == 1
+    path = await person.messages(room)
+    assert [m["content"] for m in path if m["role"] == "USER"] == ["My name is Ravi."]
+    assert path[0]["siblingIds"] == [prompt1["id"], path[0]["id"]]
+    shown = await api.put(
+        f"/api/v1/chatroom/{room}/branch", json={"messageId": prompt1["id"]}, headers=person.headers
+    )
+    assert [m["id"] for m in shown.json()["data"]["chatroom"]["messages"]][2] == prompt2["id"]
+
+
 async def test_a_new_chat_gets_a_title_from_its_first_exchange(api, person):
     created = await api.post("/api/v1/chatroom", json={}, headers=person.headers)
     room = created.json()["data"]["chatroom"]
