@@ -3,7 +3,10 @@
 // the characters it is made of and never becomes markup. The subset: paragraphs, headings,
 // lists (nested, ordered, tight or loose), blockquotes, fenced and indented code, tables,
 // rules, `code`, **bold**, *italic*, ~~strike~~, and links — only http(s) URLs become <a>.
+// Code blocks are highlighted (highlight.js: spans with text as text).
 // An unfinished construct (a reply still streaming) renders as far as it goes.
+
+import { highlight } from "./highlight.js";
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/;
 const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
@@ -113,8 +116,9 @@ function renderBlocks(lines, parent) {
 }
 
 function codeBlock(source, language) {
-  const code = el("code", source);
-  if (/^[\w+#.-]{1,30}$/.test(language)) {
+  const named = /^[\w+#.-]{1,30}$/.test(language);
+  const code = el("code", highlight(source, named ? language : ""));
+  if (named) {
     code.className = `language-${language}`;
     code.dataset.language = language;
   }
