@@ -1,6 +1,7 @@
 """Code blocks in replies, in headless Chromium: highlighted by highlight.js into token spans
 whose text is the source exactly (HTML in code stays text), while a block is still streaming
-too. The simulator's ``[sim:echo]`` makes a reply of a given Markdown text."""
+too, and copied with Copy code. The simulator's ``[sim:echo]`` makes a reply of a given
+Markdown text."""
 
 from __future__ import annotations
 
@@ -179,7 +180,10 @@ CODE = "\n".join(
 )
 
 
-async def test_a_code_reply_is_highlighted_as_text_and_while_streaming(person) -> None:
+async def test_a_code_reply_is_highlighted_as_text_copied_and_highlighted_while_streaming(
+    new_person,
+) -> None:
+    person = await new_person(permissions=["clipboard-read", "clipboard-write"])
     page = person.page
     await person.sign_in()
     await person.ask(f"[sim:echo] Here:\n```python\n{CODE}\n```")
@@ -192,7 +196,31 @@ async def test_a_code_reply_is_highlighted_as_text_and_while_streaming(person) -
     await expect(code.locator(".tok-comment")).to_have_text(["# <img src=x onerror=alert(1)>"])
     await expect(code.locator(".tok-function")).to_have_text(["greet"])
     await expect(reply.locator(".md img, .md b")).to_have_count(0)  # the HTML is text
+    await expect(reply.locator(".code-language")).to_have_text("python")
     await person.screenshot("code-block")
+
+    await reply.get_by_role("button", name="Copy code").click()
+    await expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert await page.evaluate("navigator.clipboard.readText()") == CODE
+
+    # The same on the shared chat's page (its own script), where the button says it copied.
+    # (The link is made with the client's API module: the share dialog has its own test.)
+    path = await page.evaluate(
+        """async (room) => {
+            const { api } = await import("/static/api.js");
+            return (await api.share(room)).data.share.path;
+        }""",
+        page.url.rsplit("/", 1)[1],
+    )
+    reader = await new_person(permissions=["clipboard-read", "clipboard-write"])
+    await reader.page.goto(path)
+    shared = reader.page.locator(".msg.model pre code")
+    await expect(shared.locator(".tok-keyword")).to_have_text(["def", "return"])
+    assert await shared.evaluate("(code) => code.textContent") == CODE
+    await reader.page.get_by_role("button", name="Copy code").click()
+    await expect(reader.page.get_by_role("button", name="Copied")).to_be_visible()
+    assert await reader.page.evaluate("navigator.clipboard.readText()") == CODE
+    reader.console.assert_clean()
 
     # A block whose fence, and whose string, are not closed yet: the stream stalls after
     # three lines (hang-mid), and they show highlighted while the reply is generated.
