@@ -14,6 +14,7 @@ Markers in the last user turn (one fault, plus any modifiers):
   [sim:safety]        prompt blocked: promptFeedback.blockReason SAFETY, no candidates
   [sim:safety-mid]    a third of the reply, then a last chunk with finishReason SAFETY and no text
   [sim:slow]          10x the token delay          [sim:long]  a 200-token reply
+  [sim:echo]          the reply is the prompt as written, without its markers, a line a chunk
 generationConfig.maxOutputTokens below the reply length truncates it with finishReason MAX_TOKENS.
 
 Controls:

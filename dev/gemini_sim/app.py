@@ -183,7 +183,7 @@ def _plan(config: SimConfig, model: str, body: dict[str, Any], markers: list[Mar
     names = {m.name for m in markers}
     tokens = config.long_reply_tokens if "long" in names else config.reply_tokens
     delay = config.token_delay_ms / 1000 * (config.slow_factor if "slow" in names else 1)
-    chunks, finish = reply_chunks(body["contents"], tokens), "STOP"
+    chunks, finish = reply_chunks(body["contents"], tokens, "echo" in names), "STOP"
     max_out = (body.get("generationConfig") or {}).get("maxOutputTokens")
     if isinstance(max_out, int) and 0 < max_out < len(chunks):
         chunks, finish = chunks[:max_out], "MAX_TOKENS"

@@ -20,7 +20,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
 BEHAVIOURS = frozenset({"hang", "hang-mid", "safety", "safety-mid"})
-MODIFIERS = frozenset({"slow", "long"})
+MODIFIERS = frozenset({"slow", "long", "echo"})
 KNOWN = ", ".join([*map(str, ERRORS), *sorted(BEHAVIOURS), *sorted(MODIFIERS)])
 
 _MARKER = re.compile(r"\[sim:([^\]\s]*)\]")
@@ -113,16 +113,20 @@ def title_for(request: str) -> str:
     return " ".join(words).capitalize() or "New conversation"
 
 
-def reply_chunks(contents: list[Any], tokens: int) -> list[str]:
+def reply_chunks(contents: list[Any], tokens: int, echo: bool = False) -> list[str]:
     """The reply to `contents` as exactly `tokens` chunks; joined, they are the full text.
 
     The text quotes the last user turn and the start of each earlier one, then filler (chosen by
     a hash of the whole history) up to `tokens` words. Longer texts put several words in a chunk.
+    With `echo` the text is the last user turn as it is, without its markers, a line a chunk.
     A request for a conversation title is answered with a short title instead.
     """
     turns = user_turns(contents)
     if turns and turns[-1].startswith(TITLE_REQUEST):
         return [title_for(turns[-1])]
+    if echo:
+        said = _MARKER.sub("", turns[-1]).strip()
+        return said.splitlines(keepends=True) or [said]
     words = _header(turns[-1], turns[:-1]).split()
     digest = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).digest()
     start = int.from_bytes(digest[:4], "big") % len(_FILLER)

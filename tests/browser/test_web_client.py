@@ -321,7 +321,8 @@ async def test_markdown_is_rendered_safely(person) -> None:
     assert "<ul><li>one</li><li>two<ol><li>nested</li></ol></li></ul>" in html
     assert (
         '<pre><code class="language-python" data-language="python">'
-        "print('&lt;script&gt;alert(1)&lt;/script&gt;')</code></pre>"
+        '<span class="tok-function">print</span>('
+        "<span class=\"tok-string\">'&lt;script&gt;alert(1)&lt;/script&gt;'</span>)</code></pre>"
     ) in html
     assert "<th>a</th>" in html and '<td class="align-center">2</td>' in html
     assert "<blockquote><p>quoted</p></blockquote>" in html

@@ -370,6 +370,13 @@ async def test_the_token_delay_paces_the_stream(aclient: Any, sim_url: str) -> N
     assert (await stream_seconds("at length [sim:long]"))[1] == 200
 
 
+async def test_echo_replies_with_the_prompt_as_written_a_line_a_chunk(aclient: Any) -> None:
+    prompt = "[sim:echo] ```python\nprint('<b>')  # hi\n```\n"
+    stream = await aclient.models.generate_content_stream(model=MODEL, contents=prompt)
+    chunks = [c.text async for c in stream]
+    assert chunks == ["```python\n", "print('<b>')  # hi\n", "```"]
+
+
 def test_reset_restores_the_startup_config_and_clears_everything(
     client: genai.Client, sim_url: str
 ) -> None:

@@ -37,6 +37,7 @@ async def test_the_csp_allows_only_the_gateways_own_files(gateway) -> None:
     [
         ("app.js", "text/javascript"),
         ("markdown.js", "text/javascript"),
+        ("highlight.js", "text/javascript"),
         ("app.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
     ],

@@ -1036,8 +1036,12 @@ function pendingReply(roomId, answer) {
 }
 
 async function copyReply(reply) {
+  await copyText(reply.content);
+}
+
+async function copyText(text) {
   try {
-    await navigator.clipboard.writeText(reply.content);
+    await navigator.clipboard.writeText(text);
     toast("Copied to the clipboard.");
   } catch {
     toast("Couldn't copy: the browser did not allow it.");
@@ -1227,6 +1231,10 @@ function wire() {
     if (!reply) return;
     if (button.classList.contains("copy")) copyReply(reply);
     else regenerate(reply);
+  });
+  $("messages").addEventListener("click", (event) => {
+    const button = event.target.closest(".copy-code");
+    if (button) copyText(button.closest(".code-block").querySelector("code").textContent);
   });
 
   document.addEventListener("keydown", (event) => {

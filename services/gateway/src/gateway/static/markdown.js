@@ -3,7 +3,10 @@
 // the characters it is made of and never becomes markup. The subset: paragraphs, headings,
 // lists (nested, ordered, tight or loose), blockquotes, fenced and indented code, tables,
 // rules, `code`, **bold**, *italic*, ~~strike~~, and links — only http(s) URLs become <a>.
+// Code blocks are highlighted (highlight.js: spans with text as text) and have Copy code.
 // An unfinished construct (a reply still streaming) renders as far as it goes.
+
+import { highlight } from "./highlight.js";
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/;
 const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
@@ -113,12 +116,24 @@ function renderBlocks(lines, parent) {
 }
 
 function codeBlock(source, language) {
-  const code = el("code", source);
-  if (/^[\w+#.-]{1,30}$/.test(language)) {
+  const named = /^[\w+#.-]{1,30}$/.test(language);
+  const code = el("code", highlight(source, named ? language : ""));
+  const head = el("div");
+  head.className = "code-head";
+  if (named) {
     code.className = `language-${language}`;
     code.dataset.language = language;
+    const label = el("span", language);
+    label.className = "code-language";
+    head.append(label);
   }
-  return el("pre", code);
+  const copy = el("button", "Copy code");
+  copy.type = "button";
+  copy.className = "copy-code";
+  head.append(copy);
+  const block = el("div", head, el("pre", code));
+  block.className = "code-block";
+  return block;
 }
 
 function renderList(lines, start, parent) {

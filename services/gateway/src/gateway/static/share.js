@@ -7,3 +7,17 @@ for (const node of document.querySelectorAll(".shared-text")) {
   node.replaceChildren(renderMarkdown(node.textContent));
   node.classList.remove("shared-text");
 }
+
+// Copy code: the block's text to the clipboard; the button says how it went (no toasts here).
+document.body.addEventListener("click", async (event) => {
+  const button = event.target.closest(".copy-code");
+  if (!button) return;
+  const code = button.closest(".code-block").querySelector("code");
+  try {
+    await navigator.clipboard.writeText(code.textContent);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Couldn't copy";
+  }
+  setTimeout(() => (button.textContent = "Copy code"), 2000);
+});
