@@ -37,6 +37,18 @@ def issue_token(ctx: AuthContext, user: User, now: float) -> AccessToken:
     )
 
 
+async def _drop_token_state(ctx: AuthContext, user_id: uuid.UUID) -> str:
+    """Delete the user's cached "valid after" time; its key. 503 when Redis is down: a
+    revocation that could leave a stale cached time must not commit."""
+    key = token_state_key(str(user_id))
+    try:
+        await ctx.redis.delete(key)
+    except RedisError as exc:
+        log.error("auth.token_state_unavailable", error=repr(exc))
+        raise ServiceUnavailable() from exc
+    return key
+
+
 async def revoke_tokens(tx: Transaction, ctx: AuthContext, user_id: uuid.UUID, at: float) -> None:
     """Tokens issued before ``at`` stop working.
 
@@ -45,12 +57,7 @@ async def revoke_tokens(tx: Transaction, ctx: AuthContext, user_id: uuid.UUID, a
     and set again once it committed; the gateway only fills a missing key (SET NX), so
     it cannot overwrite the newer value.
     """
-    key = token_state_key(str(user_id))
-    try:
-        await ctx.redis.delete(key)
-    except RedisError as exc:
-        log.error("auth.token_state_unavailable", error=repr(exc))
-        raise ServiceUnavailable() from exc
+    key = await _drop_token_state(ctx, user_id)
     await repository.set_tokens_valid_after(tx.conn, user_id, to_datetime(at))
 
     async def publish() -> None:
@@ -64,12 +71,7 @@ async def forget_token_state(tx: Transaction, ctx: AuthContext, user_id: uuid.UU
     again after the commit (a fill that read the row before the commit may have put it
     back). From then on a look-up finds no user, which refuses every token of theirs
     (``shared.revocation.UserGone``) and caches nothing."""
-    key = token_state_key(str(user_id))
-    try:
-        await ctx.redis.delete(key)
-    except RedisError as exc:
-        log.error("auth.token_state_unavailable", error=repr(exc))
-        raise ServiceUnavailable() from exc
+    key = await _drop_token_state(ctx, user_id)
 
     async def forget_again() -> None:
         await ctx.redis.delete(key)
