@@ -10,6 +10,7 @@ from typing import Literal
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from shared.erasure import digest
 from shared.events import SubscriptionChanged
 
 Tier = Literal["BASIC", "PRO"]
@@ -59,20 +60,16 @@ async def subscription_state(conn: AsyncConnection, user_id: uuid.UUID) -> Subsc
         return await cur.fetchone()
 
 
-# How erased_users names a user: never the id itself.
-_USER_HASH = "sha256(convert_to(%s::text, 'UTF8'))"
-
-
 async def project_subscription_changed(conn: AsyncConnection, event: SubscriptionChanged) -> bool:
     """Apply the event unless the stored state is newer or the user was erased; True when
     it was applied."""
     cur = await conn.execute(
-        f"""
+        """
         INSERT INTO tier_projection AS s
             (user_id, status, current_period_start, current_period_end, cancel_at_period_end,
              grace_until, as_of)
         SELECT %s, %s, %s, %s, %s, %s, %s
-         WHERE NOT EXISTS (SELECT 1 FROM erased_users WHERE user_hash = {_USER_HASH})
+         WHERE NOT EXISTS (SELECT 1 FROM erased_users WHERE digest = %s)
         ON CONFLICT (user_id) DO UPDATE
            SET status = EXCLUDED.status, current_period_start = EXCLUDED.current_period_start,
                current_period_end = EXCLUDED.current_period_end,
@@ -88,7 +85,7 @@ async def project_subscription_changed(conn: AsyncConnection, event: Subscriptio
             event.cancel_at_period_end,
             event.grace_until,
             event.as_of,
-            event.user_id,
+            digest(event.user_id),
         ),
     )
     return cur.rowcount == 1
@@ -98,6 +95,6 @@ async def erase_user(conn: AsyncConnection, user_id: uuid.UUID) -> None:
     """The user's projection row goes, and no later SubscriptionChanged brings it back."""
     await conn.execute("DELETE FROM tier_projection WHERE user_id = %s", (user_id,))
     await conn.execute(
-        f"INSERT INTO erased_users (user_hash) VALUES ({_USER_HASH}) ON CONFLICT DO NOTHING",
-        (user_id,),
+        "INSERT INTO erased_users (digest) VALUES (%s) ON CONFLICT DO NOTHING",
+        (digest(user_id),),
     )
