@@ -14,21 +14,20 @@ import uuid
 
 import structlog
 
-from chat import list_cache, repository, stream_slots
+from chat import list_cache, prompts, repository, stream_slots
 from chat.context import PRODUCER, ChatContext
 from shared import erasure, outbox, replies, tiers
 from shared.db import Transaction
 
 log = structlog.get_logger(__name__)
 
-STOP_TTL_SECONDS = 3600
 BATCH = 500
 
 
 async def erase_user(tx: Transaction, ctx: ChatContext, user_id: uuid.UUID) -> None:
     reply_ids, pending = await repository.replies_of_user(tx.conn, user_id)
     for reply_id in pending:
-        await replies.request_stop(ctx.redis, str(reply_id), ttl=STOP_TTL_SECONDS)
+        await replies.request_stop(ctx.redis, str(reply_id), ttl=prompts.STOP_TTL_SECONDS)
     streams = [replies.reply_stream(str(r)) for r in reply_ids]
     for start in range(0, len(streams), BATCH):
         await ctx.redis.delete(*streams[start : start + BATCH])

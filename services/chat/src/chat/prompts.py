@@ -33,6 +33,9 @@ from shared.events import HistoryTurn, MessageQueued
 
 log = structlog.get_logger(__name__)
 
+# How long a stop request outlives the request (the worker watching it, a late start).
+STOP_TTL_SECONDS = 3600
+
 
 @dataclass(frozen=True)
 class QueuedPrompt:
@@ -269,7 +272,7 @@ async def stop_reply(
 
         async def tell_the_worker() -> None:
             # The worker stops; readers of the live stream see the end at once.
-            await replies.request_stop(ctx.redis, str(reply_id), ttl=3600)
+            await replies.request_stop(ctx.redis, str(reply_id), ttl=STOP_TTL_SECONDS)
 
         if cancelled is not None:
             tx.after_commit(tell_the_worker)

@@ -123,8 +123,6 @@ async def replies_of_user(
 async def delete_user_rows(conn: AsyncConnection, user_id: uuid.UUID) -> int:
     """All the user's rooms (their messages and share links go with them: ON DELETE
     CASCADE) and daily usage; how many rooms."""
-    await conn.execute("DELETE FROM messages WHERE user_id = %s", (user_id,))
-    await conn.execute("DELETE FROM shares WHERE user_id = %s", (user_id,))
     await conn.execute("DELETE FROM daily_usage WHERE user_id = %s", (user_id,))
     cur = await conn.execute("DELETE FROM chatrooms WHERE user_id = %s", (user_id,))
     return cur.rowcount
