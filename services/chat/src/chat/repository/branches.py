@@ -15,14 +15,20 @@ _WALKED = ", ".join(f"m.{c.strip()}" for c in MESSAGE_COLUMNS.split(","))
 
 def path_cte(start: str, *, max_depth: str | None = None) -> str:
     """SQL: ``WITH RECURSIVE path`` holding the message ``start`` (an SQL expression for its
-    id) and its ancestors, each with its ``depth`` (0: ``start``), up to ``max_depth``."""
+    id) and its ancestors, each with its ``depth`` (0: ``start``), up to ``max_depth``.
+
+    Each step looks the parent up by its primary key in a LATERAL subquery (LIMIT 1 keeps
+    it from being flattened into a join). As a plain join, a plan made while the table was
+    small, and cached by a prepared statement, hashes the whole table at every step."""
     bound = f" WHERE path.depth < {max_depth}" if max_depth else ""
     return f"""
         WITH RECURSIVE path AS (
             SELECT {_WALKED}, 0 AS depth FROM messages m WHERE m.id = {start}
             UNION ALL
             SELECT {_WALKED}, path.depth + 1
-              FROM messages m JOIN path ON m.id = path.parent_id{bound}
+              FROM path CROSS JOIN LATERAL (
+                  SELECT * FROM messages WHERE id = path.parent_id LIMIT 1
+              ) m{bound}
         )
     """
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from chat.repository.rows import MESSAGE_COLUMNS, Message, pending_sql
+from chat.repository.rows import MESSAGE_COLUMNS, Message, pending_sql, still_pending_sql
 
 
 async def insert_message(
@@ -82,7 +82,7 @@ async def complete_reply(
            SET content = %s, status = 'completed', finish_reason = %s, prompt_tokens = %s,
                output_tokens = %s, error = NULL, error_code = NULL,
                completed_at = clock_timestamp()
-         WHERE id = %s AND role = 'GEMINI' AND {pending_sql()}
+         WHERE id = %s AND role = 'GEMINI' AND {still_pending_sql()}
         """,
         (text, finish_reason, prompt_tokens, output_tokens, reply_id),
     )
@@ -105,7 +105,7 @@ async def fail_reply(
             UPDATE messages
                SET status = %s, error_code = %s, error = %s, content = %s,
                    completed_at = clock_timestamp()
-             WHERE id = %s AND role = 'GEMINI' AND {pending_sql()}
+             WHERE id = %s AND role = 'GEMINI' AND {still_pending_sql()}
             RETURNING {MESSAGE_COLUMNS}
             """,
             (status, code, message, partial_text, reply_id),
@@ -163,7 +163,7 @@ async def cancel_reply(
             f"""
             UPDATE messages
                SET status = 'cancelled', content = %s, completed_at = clock_timestamp()
-             WHERE id = %s AND role = 'GEMINI' AND {pending_sql()}
+             WHERE id = %s AND role = 'GEMINI' AND {still_pending_sql()}
             RETURNING {MESSAGE_COLUMNS}
             """,
             (text_so_far, reply_id),

@@ -17,6 +17,14 @@ def pending_sql(alias: str = "") -> str:
     return f"{column} = 'queued'"
 
 
+def still_pending_sql() -> str:
+    """SQL: the same test, for a statement that finds its one message by id. Written so the
+    planner cannot answer it from the pending-replies indexes: a plan made while the table
+    was small, and cached by a prepared statement, would scan every pending reply for the
+    id (each completion then costs as much as the backlog is long)."""
+    return f"({pending_sql()}) IS TRUE"
+
+
 # What the messages table's CHECK constraints allow.
 Role = Literal["USER", "GEMINI"]
 MessageStatus = Literal["queued", "completed", "failed", "blocked", "cancelled"]
