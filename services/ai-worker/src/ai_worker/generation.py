@@ -53,6 +53,7 @@ from ai_worker.outcomes import (
 )
 from ai_worker.settings import Settings
 from ai_worker.stops import StopRequested
+from ai_worker.tokens import TokenWriter
 from shared import replies, tracing
 from shared.events import HistoryTurn, MessageQueued
 
@@ -282,6 +283,8 @@ class ReplyGenerator:
 
         stop_waiter = asyncio.ensure_future(stopped.wait())
         stop_waiter.add_done_callback(on_stop)
+        writer = TokenWriter(self.redis, reply_id, ttl=self.settings.reply_stream_ttl_seconds)
+        finished = False
         try:
             while True:
                 wait = min(chunk_timeout, deadline - loop.time())
@@ -304,17 +307,23 @@ class ReplyGenerator:
                     break
                 finally:
                     waiting = None
-                await self._take(reply_id, chunk, draft)
+                self._take(writer, chunk, draft)
                 if draft.prompt_block:
-                    return
+                    break
+            finished = True
         finally:
             stop_waiter.remove_done_callback(on_stop)
             stop_waiter.cancel()
             await stream.aclose()
+            if not finished:
+                await writer.abandon()
+        await writer.flush()
+        if draft.prompt_block:
+            return
         if not draft.parts and draft.finish_reason is None:
             raise EmptyReply("the stream ended without text or a finish reason")
 
-    async def _take(self, reply_id: str, chunk: Wire, draft: Draft) -> None:
+    def _take(self, writer: TokenWriter, chunk: Wire, draft: Draft) -> None:
         if "usageMetadata" in chunk:
             draft.usage = usage_of(obj(chunk["usageMetadata"]))
         if isinstance(model := chunk.get("modelVersion"), str) and model:
@@ -327,15 +336,7 @@ class ReplyGenerator:
         candidate = obj(candidates[0]) if isinstance(candidates, list) and candidates else {}
         text = text_of(candidate)
         if text:
-            # Appended as it arrives: the first token reaches readers without waiting. The
-            # stream's time to live is restarted with the first token of an attempt and then
-            # every quarter of it, not with every token (the end entry restarts it too).
-            ttl = self.settings.reply_stream_ttl_seconds
-            now = asyncio.get_running_loop().time()
-            refresh = not draft.parts or now - draft.ttl_refreshed_at >= ttl / 4
-            await replies.append_token(self.redis, reply_id, text, ttl=ttl, refresh_ttl=refresh)
-            if refresh:
-                draft.ttl_refreshed_at = now
+            writer.add(text)  # appended as it arrives (ai_worker.tokens)
             if not draft.parts:
                 metrics.FIRST_TOKEN.observe(asyncio.get_running_loop().time() - draft.started_at)
             draft.parts.append(text)

@@ -268,8 +268,6 @@ class Draft:
     prompt_block: str | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
     model: str = ""
-    # When the token stream's time to live was last restarted (the event loop's clock).
-    ttl_refreshed_at: float = 0.0
     # When this attempt's request went out (the event loop's clock).
     started_at: float = 0.0
 

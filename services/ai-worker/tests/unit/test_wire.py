@@ -92,27 +92,22 @@ def test_chunks_read_as_the_sdk_reads_them(chunk):
         )
 
 
-class Recorder:
-    async def xadd(self, *args, **kwargs):
-        return "1-0"
+class Written:
+    """Stands in for the TokenWriter: records what _take hands it."""
 
-    def pipeline(self, transaction=True):
-        raise AssertionError("not used for a token between refreshes")
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.texts.append(text)
 
 
-async def test_take_fills_the_draft_and_skips_odd_shapes(monkeypatch):
-    appended = []
-
-    async def append_token(redis, reply_id, text, *, ttl, refresh_ttl=True):
-        appended.append(text)
-        return "1-0"
-
-    monkeypatch.setattr("ai_worker.generation.replies.append_token", append_token)
-    generator = ReplyGenerator(genai.Client(api_key="k"), Recorder(), settings())
-    draft = Draft()
+async def test_take_fills_the_draft_and_skips_odd_shapes():
+    generator = ReplyGenerator(genai.Client(api_key="k"), None, settings())  # type: ignore[arg-type]
+    written, draft = Written(), Draft()
     for chunk in [*CHUNKS, {"candidates": "not a list"}, {"candidates": [{"content": 5}]}, {}]:
-        await generator._take("r1", chunk, draft)
-    assert appended == ["Hel", "lo"]
+        generator._take(written, chunk, draft)  # type: ignore[arg-type]
+    assert written.texts == ["Hel", "lo"]
     assert (draft.text, draft.finish_reason, draft.model) == (
         "Hello",
         "STOP",
@@ -121,5 +116,5 @@ async def test_take_fills_the_draft_and_skips_odd_shapes(monkeypatch):
     assert draft.usage == TokenUsage(prompt_tokens=9, output_tokens=5, total_tokens=14)
 
     blocked = Draft()
-    await generator._take("r2", {"promptFeedback": {"blockReason": "SAFETY"}}, blocked)
+    generator._take(written, {"promptFeedback": {"blockReason": "SAFETY"}}, blocked)  # type: ignore[arg-type]
     assert blocked.prompt_block == "SAFETY" and not blocked.parts

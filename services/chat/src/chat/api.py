@@ -316,7 +316,7 @@ async def stream_reply(
     async def load() -> Message:
         return await prompts.get_reply(Database(pool), user, room_id, reply_uuid)
 
-    await load()  # 404 before the stream starts
+    reply = await load()  # 404 before the stream starts
     lease = await ctx.streams.take(user)  # and 429/503
     events = streaming.reply_events(
         ctx.redis,
@@ -325,6 +325,7 @@ async def stream_reply(
         lambda m: message_out(m).model_dump(mode="json", by_alias=True),
         resume_after,
         keep_going=lambda: lease.held,
+        loaded=reply,
     )
     return stream_slots.LeasedEventSourceResponse(
         events,

@@ -285,7 +285,7 @@ async def stop_reply(
 async def get_reply(
     db: Database, user_id: uuid.UUID, room_id: uuid.UUID, reply_id: uuid.UUID
 ) -> Message:
-    async with db.transaction() as tx:
+    async with db.autocommit() as tx:  # one statement: one round trip
         reply = await repository.get_message(tx.conn, reply_id, room_id, user_id)
     if reply is None or reply.role != "GEMINI":
         raise NotFound("Reply not found.", code="reply_not_found")

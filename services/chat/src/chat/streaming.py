@@ -208,13 +208,16 @@ async def reply_events(
     render: Render,
     last_event_id: str | None,
     keep_going: Callable[[], bool] = lambda: True,
+    *,
+    loaded: Message | None = None,
 ) -> AsyncIterator[SseEvent]:
     """The reply's events; ends early, without ``done``, once ``keep_going()`` is false
-    (the stream lost its slot: the client reconnects with Last-Event-ID)."""
+    (the stream lost its slot: the client reconnects with Last-Event-ID). ``loaded``: the
+    reply as the request just read it, so it is not read again to begin."""
     # A client resuming after an event has some text already: whatever replaces it starts
     # with a reset.
     sent_text = last_event_id is not None
-    reply = await load_reply()
+    reply = loaded if loaded is not None else await load_reply()
     if reply.status in FINAL:
         for event in _events_of_the_stored_reply(reply, render, sent_text=sent_text):
             yield event
