@@ -217,9 +217,9 @@ async def _appends(url: str) -> list[str]:
 
         async def writer(reply_id: str) -> None:
             for n in range(count // 64):
-                await replies.append_token(
-                    redis, reply_id, "tok ", ttl=600, refresh_ttl=refresh or n == 0
-                )
+                pipe = redis.pipeline(transaction=False)
+                replies.queue_token(pipe, reply_id, "tok ", ttl=600, refresh_ttl=refresh or n == 0)
+                await pipe.execute()
 
         await asyncio.gather(*(writer(i) for i in ids))
         elapsed = time.perf_counter() - started
@@ -431,7 +431,7 @@ GEMINI_NOTE = (
 )
 APPENDS_NOTE = (
     "64 replies appending at once to their own streams. Kept: **every quarter** of the "
-    "time to live (`shared/replies.py` `append_token(refresh_ttl=...)`); the end entry "
+    "time to live (`shared/replies.py` `queue_token(refresh_ttl=...)`); the end entry "
     "restarts it too, so a finished stream still lives REPLY_STREAM_TTL_SECONDS."
 )
 

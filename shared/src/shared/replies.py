@@ -123,7 +123,9 @@ def parse(fields: Fields) -> Entry | None:
 # -- writing -----------------------------------------------------------------------------
 
 
-def _queue_append(pipe: Pipeline, reply_id: str, fields: Fields, *, ttl: int) -> None:
+def _queue_append(
+    pipe: Pipeline, reply_id: str, fields: Fields, *, ttl: int, refresh_ttl: bool = True
+) -> None:
     key = reply_stream(reply_id)
     pipe.xadd(
         key,
@@ -131,7 +133,8 @@ def _queue_append(pipe: Pipeline, reply_id: str, fields: Fields, *, ttl: int) ->
         maxlen=MAXLEN,
         approximate=True,
     )
-    pipe.expire(key, ttl)
+    if refresh_ttl:
+        pipe.expire(key, ttl)
 
 
 async def append(redis: Redis, reply_id: str, fields: Fields, *, ttl: int) -> str:
@@ -143,21 +146,15 @@ async def append(redis: Redis, reply_id: str, fields: Fields, *, ttl: int) -> st
     return str(entry_id)
 
 
-async def append_token(
-    redis: Redis, reply_id: str, text: str, *, ttl: int, refresh_ttl: bool = True
-) -> str:
-    """``refresh_ttl=False`` for the tokens between two refreshes: one command instead of
-    two (the writer refreshes often enough that the stream cannot expire meanwhile)."""
-    fields = {"type": "token", "text": text}
-    if refresh_ttl:
-        return await append(redis, reply_id, fields, ttl=ttl)
-    entry_id = await redis.xadd(
-        reply_stream(reply_id),
-        cast(dict[Any, Any], fields),  # redis-py: fields as an invariant dict
-        maxlen=MAXLEN,
-        approximate=True,
-    )
-    return str(entry_id)
+async def append_token(redis: Redis, reply_id: str, text: str, *, ttl: int) -> str:
+    return await append(redis, reply_id, {"type": "token", "text": text}, ttl=ttl)
+
+
+def queue_token(pipe: Pipeline, reply_id: str, text: str, *, ttl: int, refresh_ttl: bool) -> None:
+    """A token entry as part of the caller's pipeline. ``refresh_ttl=False`` for the tokens
+    between two refreshes: one command instead of two (the writer refreshes often enough
+    that the stream cannot expire meanwhile)."""
+    _queue_append(pipe, reply_id, {"type": "token", "text": text}, ttl=ttl, refresh_ttl=refresh_ttl)
 
 
 async def append_reset(redis: Redis, reply_id: str, *, ttl: int) -> str:

@@ -53,7 +53,7 @@ from ai_worker.outcomes import (
 )
 from ai_worker.settings import Settings
 from ai_worker.stops import StopRequested
-from ai_worker.tokens import TokenWriter
+from ai_worker.tokens import TokenAppends, TokenWriter
 from shared import replies, tracing
 from shared.events import HistoryTurn, MessageQueued
 
@@ -138,6 +138,7 @@ class ReplyGenerator:
         self.redis = redis
         self.settings = settings
         self.fields = request_fields(settings)
+        self.appends = TokenAppends(redis)
 
     def model_of(self, event: MessageQueued) -> str:
         """The model chat chose for the reply (its tier's, or the room's choice); this
@@ -283,7 +284,7 @@ class ReplyGenerator:
 
         stop_waiter = asyncio.ensure_future(stopped.wait())
         stop_waiter.add_done_callback(on_stop)
-        writer = TokenWriter(self.redis, reply_id, ttl=self.settings.reply_stream_ttl_seconds)
+        writer = self.appends.writer(reply_id, ttl=self.settings.reply_stream_ttl_seconds)
         finished = False
         try:
             while True:
