@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from psycopg.conninfo import conninfo_to_dict
 
 from bench import load, pipeline, profile, report, worker, wrk
 from bench.procstats import Watch, import_rss, rss_now, wait_for_quiet
@@ -47,8 +48,10 @@ def versions(stack) -> tuple[str, str]:
         pg = conn.execute("SHOW server_version").fetchone()[0]
     info = redis.Redis.from_url(stack.env["REDIS_URL"]).info("server")
     name = "Valkey" if "valkey_version" in info else "Redis"
+    host = str(conninfo_to_dict(stack.env["DATABASE_URL"]).get("host", ""))
+    over = "over its Unix socket" if host.startswith("/") else "over TCP"
     return (
-        f"PostgreSQL {pg.split()[0]}",
+        f"PostgreSQL {pg.split()[0]} ({over})",
         f"{name} {info.get('valkey_version') or info['redis_version']}",
     )
 

@@ -8,6 +8,7 @@ import psutil
 import psycopg
 import pytest
 import redis
+from psycopg.conninfo import conninfo_to_dict
 
 from dev.infra import ensure_infra
 from dev.proc import free_port, port_is_open
@@ -31,9 +32,15 @@ def test_embedded_postgres_and_valkey_start_serve_and_stop(
     )
 
     infra = ensure_infra(tmp_path / "data", "always")
+    pgdata = (tmp_path / "data" / "postgres").resolve()
+    assert len(str(pgdata)) < 90, "the test needs a socket path the kernel takes"
     try:
         assert infra.embedded == {"postgres", "redis"}
-        assert infra.database_url == f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"
+        # Over the server's Unix socket in its data directory (a short enough path here),
+        # on the port it also listens on over TCP.
+        where = conninfo_to_dict(infra.database_url)
+        assert (where["host"], where["port"]) == (str(pgdata), str(pg_port))
+        assert port_is_open(pg_port)
         assert infra.redis_url == f"redis://127.0.0.1:{redis_port}"
 
         assert migrate(infra.database_url, "demo", migrations) == ["20260101_0000_create_notes.sql"]
