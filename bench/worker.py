@@ -5,6 +5,7 @@ MessageQueued events are written straight to chat.events and the worker's ReplyC
 events counted on ai.events. The reference service's sequential worker does 1 reply/s.
 
     python -m bench.worker --concurrency 64 --messages 640
+    python -m bench.worker --concurrency 256 --messages 2500 --spread
 """
 
 from __future__ import annotations
@@ -29,26 +30,59 @@ SERVICES = ["gemini-sim", "ai-worker"]
 ENV = {"GEMINI_SIM_TOKEN_DELAY_MS": "100", "GEMINI_SIM_REPLY_TOKENS": "10"}
 
 
-async def measure(redis_url: str, messages: int, concurrency: int, *, quiet: bool = False) -> dict:
+REPLY_SECONDS = 1.0  # what ENV makes a reply take
+
+
+def _queued(i: int) -> dict[str, str]:
+    event = MessageQueued(
+        reply_id=uuid.uuid4(),
+        message_id=uuid.uuid4(),
+        chatroom_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        prompt=f"benchmark prompt {i}",
+    )
+    envelope = encode(event, producer="chat")
+    return {"type": envelope.type, "envelope": to_json(envelope)}
+
+
+async def _write(redis, events: list[dict[str, str]], first_over: float, first: int) -> None:
+    """The first ``first`` events evenly over ``first_over`` seconds (none: all at once),
+    then the rest at once."""
+    started = time.perf_counter()
+    for i, fields in enumerate(events[:first] if first_over else []):
+        await redis.xadd("chat.events", fields)
+        await asyncio.sleep(max(0.0, started + (i + 1) * first_over / first - time.perf_counter()))
+    pipe = redis.pipeline(transaction=False)
+    for fields in events[first if first_over else 0 :]:
+        pipe.xadd("chat.events", fields)
+    await pipe.execute()
+
+
+async def measure(
+    redis_url: str,
+    messages: int,
+    concurrency: int,
+    *,
+    quiet: bool = False,
+    spread: bool = False,
+) -> dict:
+    """``spread``: the first wave of events (as many as the worker takes at once) written
+    over one reply time instead of all at once. All at once, every reply starts in the
+    same millisecond and the simulator, giving each the same timetable, delivers all their
+    chunks in the same millisecond every 100 ms for the whole run: traffic no model
+    produces, which measures how the worker queues such a burst. Spread, the replies tick
+    at different moments, as they do when prompts arrive over time."""
     redis = open_redis(redis_url)
     start_id = (
         (await redis.xinfo_stream("ai.events"))["last-generated-id"]
         if await redis.exists("ai.events")
         else "0-0"
     )
-    pipe = redis.pipeline(transaction=False)
-    for i in range(messages):
-        event = MessageQueued(
-            reply_id=uuid.uuid4(),
-            message_id=uuid.uuid4(),
-            chatroom_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            prompt=f"benchmark prompt {i}",
-        )
-        envelope = encode(event, producer="chat")
-        pipe.xadd("chat.events", {"type": envelope.type, "envelope": to_json(envelope)})
+    events = [_queued(i) for i in range(messages)]
     started = time.perf_counter()
-    await pipe.execute()
+    writing = asyncio.create_task(
+        _write(redis, events, REPLY_SECONDS if spread else 0.0, concurrency)
+    )
     done = 0
     first_done = None
     stamps: list[float] = []
@@ -67,6 +101,7 @@ async def measure(redis_url: str, messages: int, concurrency: int, *, quiet: boo
                 else:
                     raise RuntimeError(f"a reply failed: {fields}")
     elapsed = time.perf_counter() - started
+    await writing
     await redis.aclose()
     if not quiet:
         print(f"\none ai-worker process, AI_WORKER_CONCURRENCY={concurrency}, ~1 s per reply")
@@ -95,10 +130,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--messages", type=int, default=640)
+    parser.add_argument(
+        "--spread", action="store_true", help="write the first wave over one reply time"
+    )
     args = parser.parse_args()
     env = {**ENV, "AI_WORKER_CONCURRENCY": str(args.concurrency)}
     with bench_stack(SERVICES, env) as stack:
-        asyncio.run(measure(stack.env["REDIS_URL"], args.messages, args.concurrency))
+        figures = asyncio.run(
+            measure(stack.env["REDIS_URL"], args.messages, args.concurrency, spread=args.spread)
+        )
+    print(f"steady (10th to 90th percent of the replies): {figures['steady_rate']:.1f} replies/s")
 
 
 if __name__ == "__main__":
@@ -107,6 +148,7 @@ if __name__ == "__main__":
 
 # (AI_WORKER_CONCURRENCY, replies) for one process; then two processes at the last level.
 LEVELS = [(16, 160), (64, 500), (256, 1500)]
+SPREAD_REPLIES = 2500  # the top level with its arrivals spread: about 10 s
 
 
 def _level(
@@ -116,15 +158,20 @@ def _level(
     messages: int,
     concurrency: int,
     processes: int = 1,
+    *,
+    spread: bool = False,
 ) -> dict:
     with Watch(pids) as watch:
         try:
-            figures = asyncio.run(measure(redis_url, messages, concurrency, quiet=True))
+            figures = asyncio.run(
+                measure(redis_url, messages, concurrency, quiet=True, spread=spread)
+            )
         except RuntimeError as exc:  # stalled, or a reply failed: say so, go on
             figures = {"concurrency": concurrency, "replies": messages, "rate": 0.0}
             figures["error"] = str(exc)[:300]
     figures.update(
         label=label,
+        spread=spread,
         processes=processes,
         cpu=watch.cpu_percent,
         machine_cpu=watch.machine_cpu_percent,
@@ -163,6 +210,11 @@ def scaling(*, quick: bool = False, profile_seconds: float = 0.0) -> dict:
             label = f"one ai-worker process, concurrency {concurrency}"
             out["levels"].append(_level(label, pids, url, messages, concurrency))
         concurrency, messages = levels[-1]
+        # The top level again, its first wave of prompts arriving over one reply time
+        # (measure: spread), and longer, so most of the run is past the first wave.
+        spread_messages = max(concurrency, SPREAD_REPLIES // scale)
+        label = f"one ai-worker process, concurrency {concurrency}, arrivals spread"
+        out["levels"].append(_level(label, pids, url, spread_messages, concurrency, spread=True))
         if profile_seconds:
             rate = max(10.0, out["levels"][-1].get("steady_rate", 0.0))
             out["profile"] = profile.record(
@@ -180,4 +232,8 @@ def scaling(*, quick: bool = False, profile_seconds: float = 0.0) -> dict:
             pids = {**pids, "ai-worker 2": second.processes["ai-worker"].pid}
             label = f"two ai-worker processes, concurrency {concurrency} each"
             out["levels"].append(_level(label, pids, url, 2 * messages, 2 * concurrency, 2))
+            label += ", arrivals spread"
+            out["levels"].append(
+                _level(label, pids, url, 2 * spread_messages, 2 * concurrency, 2, spread=True)
+            )
     return out
