@@ -33,7 +33,9 @@ async def test_reply_streams_token_by_token_and_completes(redis, ctx, sim, queue
 
     stream = await entries(redis, event.reply_id)
     tokens = [e["text"] for e in stream if e["type"] == "token"]
-    assert len(tokens) == 12  # one entry per streamed chunk
+    # An entry per chunk, as they came (two share one only when the loop was held up
+    # longer than the 20 ms between them: a loaded CI machine).
+    assert len(tokens) >= 10, tokens
     assert stream[-1]["type"] == "end" and stream[-1]["status"] == "completed"
     [(result_envelope, result)] = await results(redis, ctx)
     assert isinstance(result, ReplyCompleted)
@@ -247,7 +249,7 @@ async def test_retry_after_partial_tokens_writes_a_reset(
     redis, make_ctx, make_settings, sim, queued
 ):
     ctx = make_ctx(make_settings(gemini_chunk_timeout_seconds=0.3))
-    await sim.configure(token_delay_ms=20)  # one entry per chunk (no two arrive together)
+    await sim.configure(token_delay_ms=20)  # chunks spaced out, as a model's are
     event, _ = pair = queued("[sim:hang-midx1] hello")
 
     await answer(ctx, pair)
@@ -255,12 +257,15 @@ async def test_retry_after_partial_tokens_writes_a_reset(
     stream = await entries(redis, event.reply_id)
     kinds = [e["type"] for e in stream]
     first_reset = kinds.index("reset")
-    assert kinds[:first_reset] == ["token"] * 3  # the stall came before the fourth chunk
-    assert kinds[first_reset + 1 :] == ["token"] * 12 + ["end"]
+    assert set(kinds[:first_reset]) == {"token"}
+    assert set(kinds[first_reset + 1 : -1]) == {"token"} and kinds[-1] == "end"
     [(_, result)] = await results(redis, ctx)
     assert isinstance(result, ReplyCompleted)
+    before_reset = "".join(e["text"] for e in stream[:first_reset])
     after_reset = [e["text"] for e in stream[first_reset + 1 :] if e["type"] == "token"]
     assert result.text == "".join(after_reset)
+    # The stall came before the fourth chunk (a word each): three words were streamed.
+    assert result.text.startswith(before_reset) and len(before_reset.split()) == 3
     assert [r["status"] for r in await sim.requests()] == [200, 200]
 
 
@@ -322,8 +327,10 @@ async def test_two_deliveries_at_once_generate_once(redis, ctx, sim, queued):
     assert len(await sim.requests()) == 1
     [(_, result)] = await results(redis, ctx)
     assert isinstance(result, ReplyCompleted)
-    kinds = [e["type"] for e in await entries(redis, event.reply_id)]
-    assert kinds == ["token"] * 12 + ["end"]
+    stream = await entries(redis, event.reply_id)
+    assert [e["type"] for e in stream][-1] == "end"
+    assert {e["type"] for e in stream[:-1]} == {"token"}
+    assert "".join(e["text"] for e in stream[:-1]) == result.text  # written once
     assert not await redis.exists(f"ai-worker.lease.{event.reply_id}")
 
 
