@@ -156,7 +156,6 @@ async def queue_message(
     now = datetime.now(UTC)
     day, resets_at = utc_day(now), next_midnight(now)
     async with db.autocommit() as tx:
-        anchor = edit_of.parent_id if edit_of else None
         context = await repository.prompt_context(
             tx.conn,
             room_id,
@@ -164,7 +163,7 @@ async def queue_message(
             day,
             settings.history_max_turns,
             editing=edit_of is not None,
-            anchor=anchor,
+            anchor=edit_of.parent_id if edit_of else None,
         )
         if context is None:
             raise room_not_found()
@@ -198,7 +197,7 @@ async def queue_message(
                 reply_id=reply_id,
                 content=content,
                 model=model,
-                parent_id=anchor if edit_of else context.room.leaf_id,
+                parent_id=context.parent,
                 event=outbox.row(event, producer=PRODUCER, correlation_id=correlation_id),
             )
         except psycopg.errors.UniqueViolation:

@@ -26,6 +26,7 @@ class PromptContext:
     # (role, content) of the latest completed messages, newest first.
     history: list[tuple[str, str]]
     subscription: SubscriptionState | None
+    parent: uuid.UUID | None  # where the new prompt hangs (_ANCHOR); None: a first prompt
 
 
 # Where a new prompt hangs: after the room's leaf, or (an edit) beside the prompt it
@@ -62,6 +63,7 @@ async def prompt_context(
                   FROM (SELECT role, content, depth FROM path
                          WHERE status = 'completed' AND content <> ''
                          ORDER BY depth LIMIT %(turns)s) h) AS history,
+               (SELECT id FROM path WHERE depth = 0) AS parent,
                s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until, s.as_of
           FROM chatrooms c LEFT JOIN tier_projection s ON s.user_id = c.user_id
          WHERE c.id = %(room)s AND c.user_id = %(user)s
@@ -81,8 +83,8 @@ async def prompt_context(
         return None
     width = len(ROOM_COLUMNS.split(", "))
     room = Chatroom(*row[:width])
-    prompts, pending, used_today, history = row[width : width + 4]
-    projected = row[width + 4 :]
+    prompts, pending, used_today, history, parent = row[width : width + 5]
+    projected = row[width + 5 :]
     subscription = SubscriptionState(*projected) if projected[0] is not None else None
     return PromptContext(
         room,
@@ -91,6 +93,7 @@ async def prompt_context(
         int(used_today or 0),
         [(role, content) for role, content in history or []],
         subscription,
+        parent,
     )
 
 
