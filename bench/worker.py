@@ -48,12 +48,13 @@ def _queued(i: int) -> dict[str, str]:
 async def _write(redis, events: list[dict[str, str]], first_over: float, first: int) -> None:
     """The first ``first`` events evenly over ``first_over`` seconds (none: all at once),
     then the rest at once."""
+    paced = first if first_over else 0
     started = time.perf_counter()
-    for i, fields in enumerate(events[:first] if first_over else []):
+    for i, fields in enumerate(events[:paced]):
         await redis.xadd("chat.events", fields)
-        await asyncio.sleep(max(0.0, started + (i + 1) * first_over / first - time.perf_counter()))
+        await asyncio.sleep(max(0.0, started + (i + 1) * first_over / paced - time.perf_counter()))
     pipe = redis.pipeline(transaction=False)
-    for fields in events[first if first_over else 0 :]:
+    for fields in events[paced:]:
         pipe.xadd("chat.events", fields)
     await pipe.execute()
 
