@@ -4,6 +4,10 @@ The whole stack through the gateway, the Gemini simulator at zero latency. Each 
 ``--clients`` concurrent users sends prompts one after another into its own chatroom,
 following each reply's SSE stream until it is done; ``--messages`` prompts in all.
 
+The measured requests go through aiohttp, whose client costs this process about half the
+CPU of httpx's: the driver shares the two cores with the stack it measures (wrk, in C,
+drives the HTTP rows for the same reason). Set-up (sign-up, log-in, the room) uses httpx.
+
     python -m bench.pipeline --messages 300 --clients 10
 """
 
@@ -15,6 +19,7 @@ import json
 import secrets
 import time
 
+import aiohttp
 import httpx
 
 from bench.stackrun import bench_stack, percentiles
@@ -38,19 +43,22 @@ async def login(api: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def one_prompt(
-    api: httpx.AsyncClient, headers: dict, room: str, i: int
+    session: aiohttp.ClientSession, headers: dict, room: str, i: int
 ) -> tuple[float, float, float]:
     """(first token, completed, the POST's own answer), seconds after the POST was sent."""
     started = time.perf_counter()
-    sent = await api.post(
+    async with session.post(
         f"/api/v1/chatroom/{room}/message", json={"content": f"prompt {i}"}, headers=headers
-    )
+    ) as sent:
+        sent.raise_for_status()
+        stream_url = (await sent.json())["data"]["reply"]["streamUrl"]
     accepted = time.perf_counter() - started
-    sent.raise_for_status()
     first_token = None
-    async with api.stream("GET", sent.json()["data"]["reply"]["streamUrl"], headers=headers) as r:
+    async with session.get(stream_url, headers=headers) as r:
+        r.raise_for_status()
         event = None
-        async for line in r.aiter_lines():
+        async for raw in r.content:  # one line at a time
+            line = raw.decode().rstrip("\r\n")
             if line.startswith("event:"):
                 event = line.partition(":")[2].strip()
             elif line.startswith("data:") and event == "token" and first_token is None:
@@ -64,7 +72,13 @@ async def one_prompt(
     return first_token if first_token is not None else done, done, accepted
 
 
-async def client_loop(api, count: int, results: list, until: float) -> None:
+async def client_loop(
+    api: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
+    count: int,
+    results: list,
+    until: float,
+) -> None:
     headers = await login(api)
     room = (await api.post("/api/v1/chatroom", json={"name": "bench"}, headers=headers)).json()[
         "data"
@@ -72,7 +86,7 @@ async def client_loop(api, count: int, results: list, until: float) -> None:
     for i in range(count):
         if time.perf_counter() > until:
             return
-        results.append(await one_prompt(api, headers, room, i))
+        results.append(await one_prompt(session, headers, room, i))
 
 
 async def measure(
@@ -86,13 +100,19 @@ async def measure(
     """Run the prompts (at most ``seconds``); returns the first-token and completed
     percentiles (ms) and the rate."""
     results: list[tuple[float, float, float]] = []
-    limits = httpx.Limits(max_connections=clients * 2)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=60) as api,
+        aiohttp.ClientSession(
+            base_url=base_url,
+            connector=aiohttp.TCPConnector(limit=clients * 2),
+            timeout=aiohttp.ClientTimeout(total=60),
+        ) as session,
+    ):
         started = time.perf_counter()
         per_client = max(1, messages // clients)
         until = started + seconds
         await asyncio.gather(
-            *(client_loop(api, per_client, results, until) for _ in range(clients))
+            *(client_loop(api, session, per_client, results, until) for _ in range(clients))
         )
         elapsed = time.perf_counter() - started
     first = percentiles([r[0] * 1000 for r in results])

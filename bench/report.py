@@ -613,6 +613,15 @@ CHANGES = [
         "947, 961, 1,015 req/s",
         "1,057, 1,029, 1,026 req/s",
     ),
+    (
+        "2026-11-29",
+        "bench: the SSE driver (bench/pipeline.py) sends its measured requests through"
+        " aiohttp instead of httpx; the driver shares the two cores with the stack. A/B"
+        " alternating on one stack (a slower host than the rows above: /healthz ~8,500)",
+        "10 users: the driver's CPU / prompts/s / first token p50",
+        "36%, 38% / 83, 91/s / 71.5, 68.6 ms",
+        "20%, 19% / 95, 107/s / 62.8, 52.2 ms",
+    ),
 ]
 
 
@@ -695,7 +704,9 @@ histogram by route template): {r["metrics_us"]:.1f} µs a request in this proces
 `bench/pipeline.py`: each user sends prompts one after another into its own chatroom and
 follows each reply's SSE stream through the gateway until `done`; the simulator at zero
 latency, so the figures are the pipeline's own cost: gateway, chat's transaction and
-outbox, the relay, Redis Streams, the worker and google-genai, the token stream, SSE.
+outbox, the relay, Redis Streams, the worker and google-genai, the token stream, SSE. The
+driver sends the measured requests through aiohttp (about half the CPU of httpx's client),
+since it runs on the same two cores.
 
 {sse_table(r)}
 
