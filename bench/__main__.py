@@ -27,7 +27,14 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 
 from bench import load, pipeline, profile, report, worker, wrk
-from bench.procstats import Watch, import_rss, rss_now, wait_for_quiet
+from bench.procstats import (
+    Watch,
+    import_profile,
+    import_rss,
+    not_in_its_install,
+    rss_now,
+    wait_for_quiet,
+)
 from bench.stackrun import bench_stack, wait_drained
 from dev.stack import REPO_ROOT
 
@@ -36,6 +43,13 @@ PROFILE_SECONDS = 5.0
 # What a process costs before it does anything: Python, the web framework, the Gemini SDK,
 # and each service's app module with everything it imports.
 IMPORTS = ["", "fastapi", "google.genai", "auth.app", "chat.app", "gateway.app", "ai_worker.app"]
+# Each service's app module and the distribution its image installs (deploy/docker).
+APPS = {
+    "auth.app": "gemini-auth",
+    "chat.app": "gemini-chat",
+    "gateway.app": "gemini-gateway",
+    "ai_worker.app": "gemini-ai-worker",
+}
 ENV = {
     **pipeline.ENV,
     "LOG_LEVEL": "INFO",  # every request's access log line is written, as in production
@@ -203,6 +217,13 @@ class Bench:
         self.worker_steps()
         self.say("RSS of the imports alone; the cost of a request's metrics")
         self.r["imports"] = import_rss(IMPORTS)
+        self.r["import_profiles"] = {}
+        for module, distribution in APPS.items():
+            own = import_profile(module)
+            self.r["import_profiles"][module] = {
+                "own": own,
+                "not_installed": not_in_its_install(list(own), distribution),
+            }
         self.r["metrics_us"] = metrics_cost_us()
         for step, groups in self.r["load"].items():
             self.say(f"CPU in {step}: " + ", ".join(f"{k} {v:.0f}%" for k, v in groups.items()))

@@ -143,3 +143,108 @@ def wait_for_quiet(max_wait: float, threshold: float = 25.0) -> float:
         if busy < threshold or time.monotonic() > deadline:
             return busy
         print(f"the machine is busy ({busy:.0f}% CPU, 100 = one core); waiting...", flush=True)
+
+
+# Run in a fresh process: imports the module named by argv[1] with every module's execution
+# wrapped, and prints (JSON) the resident memory each top-level package added by its own
+# modules' code, not counting what they imported (that is charged to its own package).
+_PROFILE_IMPORTS = """
+import importlib, importlib.abc, json, sys
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+own, nested = {}, []
+
+class Measured:
+    def __init__(self, loader, name):
+        self.loader, self.name = loader, name
+    def __getattr__(self, attr):
+        return getattr(self.loader, attr)
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+    def exec_module(self, module):
+        nested.append(0)
+        before = rss()
+        try:
+            self.loader.exec_module(module)
+        finally:
+            grew, inner = rss() - before, nested.pop()
+            top = self.name.partition(".")[0]
+            own[top] = own.get(top, 0) + grew - inner
+            if nested:
+                nested[-1] += grew
+
+class Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if hasattr(spec.loader, "exec_module"):
+                    spec.loader = Measured(spec.loader, name)
+                return spec
+        return None
+
+sys.meta_path.insert(0, Finder())
+importlib.import_module(sys.argv[1])
+print(json.dumps(own))
+"""
+
+
+def import_profile(module: str) -> dict[str, int]:
+    """What each top-level package adds to a fresh process's RSS while ``module`` is
+    imported (bytes; a package's own modules, not what they import), largest first."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PROFILE_IMPORTS, module],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return {}
+    own = json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(sorted(own.items(), key=lambda item: -item[1]))
+
+
+def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
+    """Those of ``packages`` (top-level modules) that come from a distribution outside
+    ``distribution``'s requirements, extras asked for included (``google-genai[aiohttp]``):
+    imported here only because this venv also holds the tests' tools; an install of that
+    service alone, as its image is built, does not have them."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(canonicalize_name(distribution), frozenset[str]())]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or any(
+                req.marker.evaluate({"extra": extra}) for extra in extras or {""}
+            ):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    required = {name for name, _ in seen}
+    owners = metadata.packages_distributions()
+    return [
+        package
+        for package in packages
+        if package in owners
+        and not any(canonicalize_name(dist) in required for dist in owners[package])
+    ]

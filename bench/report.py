@@ -400,6 +400,40 @@ def imports_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def import_profile_table(r: dict) -> str:
+    lines = [
+        _row(
+            "app module",
+            "the imports add (MB)",
+            "largest packages (MB)",
+            "not in the service's own install (MB)",
+        ),
+        "|---|---:|---|---|",
+    ]
+    for module, profile in r.get("import_profiles", {}).items():
+        own, missing = profile["own"], profile["not_installed"]
+        if not own:
+            continue
+        largest = ", ".join(f"{name} {size / MB:.1f}" for name, size in list(own.items())[:6])
+        absent = sum(own[name] for name in missing)
+        lines.append(
+            _row(
+                f"`{module}`",
+                _mb(sum(own.values())),
+                largest,
+                f"{absent / MB:.1f}: {', '.join(missing)}" if missing else "–",
+            )
+        )
+    return "\n".join(lines)
+
+
+def _not_installed_mb(r: dict, module: str) -> float:
+    profile = r.get("import_profiles", {}).get(module)
+    if not profile:
+        return 0.0
+    return sum(profile["own"][name] for name in profile["not_installed"]) / MB
+
+
 def _ms_list(per: dict[str, float]) -> str:
     return ", ".join(f"{n} {v:.2f}" for n, v in per.items() if v >= 0.01)
 
@@ -518,11 +552,25 @@ def gaps(r: dict) -> str:
     imports = r["imports"]
     genai = imports.get("google.genai", 0)
     worker = imports.get("ai_worker.app", 0)
+    own = r.get("import_profiles", {}).get("ai_worker.app", {}).get("own", {})
+    largest = ", ".join(f"{name} {size / MB:.0f}" for name, size in list(own.items())[:5])
+    absent = _not_installed_mb(r, "ai_worker.app")
+    rest = r["worker"]["rest"].get("ai-worker", 0) / MB
+    peak = _rss_peak(*(lv["peak_rss"] for lv in r["worker"]["levels"])).get("ai-worker", 0)
+    top = max((lv["concurrency"] for lv in _single_process(r)), default=1)
     out.append(
         f"- **Memory** (the ai-worker is the one over 100 MB): importing google-genai alone"
         f" takes {_mb(genai)} MB and the worker's app module {_mb(worker)} MB before it has"
-        f' done anything ("What the imports cost" below); the SDK is a given of the design.'
-        f" Under load it grows by what its replies in flight hold."
+        f' done anything; by package ({largest} MB: "Where that goes" below) it is the'
+        f" libraries the design names, the SDK first. {absent:.0f} MB of it are optional"
+        f" imports of the tests' tools that the worker's image does not have, so installed"
+        f" alone it would hold about {rest - absent:.0f} MB at rest and {peak / MB - absent:.0f}"
+        f" MB at concurrency {top} (measured here: {rest:.0f} and {peak / MB:.0f}). The growth"
+        f" under load is what {top} replies in flight hold: a connection to the model each,"
+        f" the SDK's request and its parsed chunks, the Redis connections the appends and"
+        f" renewals take, about {(peak / MB - rest) * 1024 / top:.0f} KB a reply. Below"
+        f" 100 MB would take fewer libraries or fewer replies per process"
+        f" (AI_WORKER_CONCURRENCY, more replicas)."
     )
     return "\n".join(out)
 
@@ -738,6 +786,16 @@ What the imports cost: a fresh process that only imports the module (and psutil,
 measure itself).
 
 {imports_table(r)}
+
+Where that goes (`bench/procstats.py` `import_profile`): each service's app module imported
+in a fresh process with every module's execution measured, the RSS each top-level package's
+own modules added (what they import is charged to its own package). The last column is
+what this venv adds because it also holds the tests' tools: optional imports that find
+them (structlog imports rich and greenlet when present, google-genai Pillow, OpenTelemetry
+psutil, PyJWT cryptography); the service's image, built from its own requirements, does not
+have them.
+
+{import_profile_table(r)}
 
 ## Machine load during the run
 
