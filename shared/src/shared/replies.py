@@ -8,7 +8,9 @@ The stream's entries have a ``type`` field:
 - ``reset``: a new attempt starts, so everything before it is void (a retry after a
   partial answer, or another worker taking over after a crash);
 - ``end``: the reply is final; :class:`End` is the record (``cancelled`` when the user
-  stopped it).
+  stopped it);
+- ``stored``: chat has committed the reply's final state (:func:`append_stored`, after the
+  ``end``), so a reader that saw the end reads the stored reply once, without polling.
 
 The stream is capped and expires ``ttl`` seconds after its last write: the stored reply
 in chat's database is the durable copy.
@@ -101,10 +103,10 @@ class End:
 
 @dataclass(frozen=True)
 class Entry:
-    """One entry as a reader sees it: ``kind`` token, reset or end (anything else is
-    skipped by :func:`parse`)."""
+    """One entry as a reader sees it: ``kind`` token, reset, end or stored (anything else
+    is skipped by :func:`parse`)."""
 
-    kind: Literal["token", "reset", "end"]
+    kind: Literal["token", "reset", "end", "stored"]
     text: str = ""
     end: End | None = None
 
@@ -117,6 +119,8 @@ def parse(fields: Fields) -> Entry | None:
         return Entry("reset")
     if kind == "end":
         return Entry("end", end=End.from_fields(fields))
+    if kind == "stored":
+        return Entry("stored")
     return None
 
 
@@ -170,6 +174,19 @@ def queue_end(pipe: Pipeline, reply_id: str, end: End, *, ttl: int) -> None:
     _queue_append(pipe, reply_id, end.fields(), ttl=ttl)
 
 
+async def append_stored(redis: Redis, reply_id: str) -> None:
+    """Say on the reply's stream that its final state is committed. Never creates the
+    stream (NOMKSTREAM): one that expired or was erased stays gone, and one that exists
+    keeps the time to live its writer gave it."""
+    await redis.xadd(
+        reply_stream(reply_id),
+        {"type": "stored"},
+        maxlen=MAXLEN,
+        approximate=True,
+        nomkstream=True,
+    )
+
+
 # -- reading -----------------------------------------------------------------------------
 
 
@@ -193,7 +210,7 @@ def so_far(entries: Entries) -> ReplySoFar:
             state.parts.append(entry.text)
         elif entry.kind == "reset":
             state.parts.clear()
-        else:
+        elif entry.kind == "end":
             state.end = entry.end
     state.text = "".join(state.parts)
     return state

@@ -36,6 +36,7 @@ async def on_reply_completed(event: ReplyCompleted, delivery: Delivery) -> None:
         finish_reason=event.finish_reason,
         prompt_tokens=event.usage.prompt_tokens,
         output_tokens=event.usage.output_tokens,
+        announce_to=delivery.ctx.redis,
     )
 
 
@@ -47,6 +48,7 @@ async def on_reply_failed(event: ReplyFailed, delivery: Delivery) -> None:
         code=event.reason,
         message=without_nul(event.message),
         partial_text=without_nul(event.partial_text),
+        announce_to=delivery.ctx.redis,
     )
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import psycopg
 import structlog
+from redis.asyncio import Redis
 
 from chat import repository
 from chat.context import PRODUCER, ChatContext
@@ -294,6 +295,18 @@ async def get_reply(
 # -- what the reply events do ------------------------------------------------------------
 
 
+def _announce_stored(tx: Transaction, redis: Redis | None, reply_id: uuid.UUID) -> None:
+    """Once ``tx`` commits, say so on the reply's live stream: its SSE readers, which saw
+    the worker's ``end``, read the stored reply then instead of polling for it."""
+    if redis is None:
+        return
+
+    async def announce() -> None:
+        await replies.append_stored(redis, str(reply_id))
+
+    tx.after_commit(announce)
+
+
 async def complete_reply(
     tx: Transaction,
     reply_id: uuid.UUID,
@@ -302,8 +315,10 @@ async def complete_reply(
     finish_reason: str,
     prompt_tokens: int,
     output_tokens: int,
+    announce_to: Redis | None = None,
 ) -> None:
-    """Store the answer, once: a reply already final (or gone) is left as it is."""
+    """Store the answer, once: a reply already final (or gone) is left as it is.
+    ``announce_to``: where the reply's live stream is, to say it is stored."""
     stored = await repository.complete_reply(
         tx.conn,
         reply_id,
@@ -312,6 +327,8 @@ async def complete_reply(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
     )
+    if stored:
+        _announce_stored(tx, announce_to, reply_id)
     log.info("chat.reply_completed", reply_id=str(reply_id), stored=stored)
 
 
@@ -323,12 +340,14 @@ async def fail_reply(
     code: str,
     message: str,
     partial_text: str = "",
+    announce_to: Redis | None = None,
 ) -> None:
     reply = await repository.fail_reply(
         tx.conn, reply_id, status=status, code=code, message=message, partial_text=partial_text
     )
     if reply is None:
         return
+    _announce_stored(tx, announce_to, reply_id)
     # A failure is ours or the model's: the prompt is not counted. A safety block is the
     # prompt's own outcome and stays counted.
     if status == "failed" and reply.quota_day is not None:

@@ -39,6 +39,9 @@ log = structlog.get_logger(__name__)
 FINAL = frozenset({"completed", "failed", "blocked", "cancelled"})
 BLOCK_MS = 3_000
 STORE_WAIT_SECONDS = 5.0
+# After the worker's end, while chat's word that the reply is stored (a ``stored`` entry)
+# has not come: how often the database is asked instead (a word lost, or not sent).
+STORE_POLL_SECONDS = 0.2
 # Waits between reads of a token stream while Redis fails: doubling, with jitter.
 RETRY_BASE_SECONDS = 0.1
 RETRY_CAP_SECONDS = 5.0
@@ -191,14 +194,31 @@ def _events_of_the_stored_reply(
     return events
 
 
-async def _final_reply(load_reply: LoadReply) -> Message:
+async def _final_reply(
+    redis: Redis, key: str, after: str, load_reply: LoadReply, *, stored: bool
+) -> Message:
+    """The reply as stored, once the worker's ``end`` (entry ``after``) was read: `done`
+    means "stored", so a client may send its next prompt at once. Chat appends a
+    ``stored`` entry after committing the reply's final state (``stored``: it was already
+    read); until it comes, the stream is waited on and the database read every
+    STORE_POLL_SECONDS, for STORE_WAIT_SECONDS at most; then the reply as it is."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STORE_WAIT_SECONDS
-    reply = await load_reply()
-    while reply.status not in FINAL and loop.time() < deadline:
-        await asyncio.sleep(0.02)
-        reply = await load_reply()
-    return reply
+    while not stored and (wait := min(deadline - loop.time(), STORE_POLL_SECONDS)) > 0:
+        try:
+            response = await redis.xread({key: after}, count=100, block=max(1, int(wait * 1000)))
+        except RedisError:
+            await asyncio.sleep(wait)
+            response = None
+        for _, entries in cast(StreamEntries, response or []):
+            for entry_id, fields in entries:
+                after = entry_id
+                stored = stored or fields.get("type") == "stored"
+        if not stored:
+            reply = await load_reply()
+            if reply.status in FINAL:
+                return reply
+    return await load_reply()
 
 
 async def reply_events(
@@ -225,6 +245,7 @@ async def reply_events(
     key = reply_stream(str(reply_id))
     cursor = last_event_id or "0-0"
     backoff = Backoff()
+    stored = False  # chat said the reply is stored (normally right after the end)
     while keep_going():
         delay = 0.0
         try:
@@ -252,7 +273,7 @@ async def reply_events(
                 )
                 backoff.reset()
         for _, entries in cast(StreamEntries, response or []):
-            for entry_id, fields in entries:
+            for at, (entry_id, fields) in enumerate(entries):
                 cursor = entry_id
                 entry = replies.parse(fields)
                 if entry is None:
@@ -263,10 +284,16 @@ async def reply_events(
                 elif entry.kind == "reset":
                     sent_text = False
                     yield _event("reset", {}, entry_id)
+                elif entry.kind == "stored":
+                    stored = True
                 elif entry.end is not None:
-                    # `done` means "stored": a client may send its next prompt at once, so
-                    # wait (briefly) for the result event to reach the database.
-                    reply = await _final_reply(load_reply)
+                    # A cancelled end is chat's own, written after it stored the reply.
+                    stored = (
+                        stored
+                        or entry.end.status == "cancelled"
+                        or any(later.get("type") == "stored" for _, later in entries[at + 1 :])
+                    )
+                    reply = await _final_reply(redis, key, entry_id, load_reply, stored=stored)
                     status = reply.status if reply.status in FINAL else entry.end.status
                     data: dict[str, Any] = {"status": status, "reply": render(reply)}
                     if reply.status not in FINAL and entry.end.message:

@@ -12,10 +12,10 @@ import httpx
 import psycopg
 import pytest
 
-from chat import reconciler
+from chat import reconciler, streaming
 from shared.db import Database
 from shared.events import ReplyCompleted
-from shared.replies import End, append_end, append_reset, append_token
+from shared.replies import End, append_end, append_reset, append_token, reply_stream
 from shared.testing.wait import eventually
 
 TTL = 600
@@ -87,6 +87,76 @@ async def test_reply_streams_token_by_token_then_done(api, user, redis, bus, cli
     assert kind == "done"
     assert data["status"] == "completed"
     assert data["reply"]["content"] == "Hello world"
+
+
+async def entry_types(redis, reply_id: str) -> list[str]:
+    return [fields["type"] for _, fields in await redis.xrange(reply_stream(reply_id))]
+
+
+async def test_done_follows_chats_word_that_the_reply_is_stored(
+    api, user, redis, bus, client, monkeypatch
+):
+    """The worker's end comes before chat has stored the reply; chat appends `stored` once
+    it has, and `done` follows that word. The database is not asked again meanwhile: were
+    the word not sent, this stream would wait the whole minute."""
+    monkeypatch.setattr(streaming, "STORE_POLL_SECONDS", 60.0)
+    monkeypatch.setattr(streaming, "STORE_WAIT_SECONDS", 120.0)
+    room_id, reply_id = await queued_reply(api, user)
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    async with asyncio.timeout(20), client.stream("GET", url, headers=user.headers) as response:
+        events = sse_events(response)
+        await append_token(redis, reply_id, "Hi there", ttl=TTL)
+        assert (await anext(events))[:2] == ("token", {"text": "Hi there"})
+        await append_end(redis, reply_id, End("completed"), ttl=TTL)
+        await bus.complete(user, room_id, reply_id, "Hi there")
+        kind, data, _ = await anext(events)
+    assert kind == "done"
+    assert data["status"] == "completed"
+    assert data["reply"]["content"] == "Hi there"
+    assert await entry_types(redis, reply_id) == ["token", "end", "stored"]
+
+
+async def test_done_comes_from_the_database_when_chats_word_never_comes(
+    api, user, redis, client, chat_database_url, monkeypatch
+):
+    """A reply stored without the word on its stream (a lost append, an older chat): the
+    stream asks the database every STORE_POLL_SECONDS instead."""
+    monkeypatch.setattr(streaming, "STORE_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(streaming, "STORE_WAIT_SECONDS", 120.0)
+    room_id, reply_id = await queued_reply(api, user)
+    await append_token(redis, reply_id, "partial", ttl=TTL)
+    await append_end(redis, reply_id, End("completed"), ttl=TTL)
+    url = f"/api/v1/chatroom/{room_id}/message/{reply_id}/stream"
+    async with asyncio.timeout(20), client.stream("GET", url, headers=user.headers) as response:
+        events = sse_events(response)
+        assert (await anext(events))[0] == "token"
+        with psycopg.connect(chat_database_url) as conn:
+            conn.execute(
+                "UPDATE chat.messages SET status = 'completed', content = 'from the database'"
+                " WHERE id = %s",
+                (reply_id,),
+            )
+        kind, data, _ = await anext(events)
+    assert (kind, data["status"], data["reply"]["content"]) == (
+        "done",
+        "completed",
+        "from the database",
+    )
+    assert await entry_types(redis, reply_id) == ["token", "end"]
+
+
+async def test_the_word_never_makes_a_stream_that_is_gone(api, user, redis, bus):
+    """Chat says `stored` only on a stream that still exists: one that expired (or never
+    was) is not made again, without a time to live."""
+    room_id, reply_id = await queued_reply(api, user)
+    await bus.complete(user, room_id, reply_id, "answer")
+
+    async def stored() -> bool:
+        return (await api.room(user, room_id))["messages"][-1]["status"] == "completed"
+
+    await eventually(stored)
+    await bus.handled()
+    assert not await redis.exists(reply_stream(reply_id))
 
 
 async def test_last_event_id_resumes_after_what_was_seen(api, user, redis, client):
