@@ -32,6 +32,7 @@ from bench.procstats import (
     import_profile,
     import_rss,
     not_in_its_install,
+    process_round_trip_us,
     rss_now,
     wait_for_quiet,
 )
@@ -213,6 +214,8 @@ class Bench:
 
     def run(self) -> dict:
         self.r["busy_before"] = wait_for_quiet(0 if self.quick else 60)
+        self.r["round_trip_us"] = process_round_trip_us()
+        self.say(f"a round trip between two processes: {self.r['round_trip_us']:.1f} µs")
         self.stack_steps()
         self.worker_steps()
         self.say("RSS of the imports alone; the cost of a request's metrics")

@@ -115,6 +115,31 @@ class Watch:
         }
 
 
+def process_round_trip_us(rounds: int = 20_000) -> float:
+    """Microseconds for one byte to go to a child process through a pipe and back: what
+    a hop between two processes (gateway to chat, chat to Postgres, ...) costs this
+    machine's kernel and hypervisor, apart from any work. The best of three runs."""
+    best = float("inf")
+    for _ in range(3):
+        to_child, from_parent = os.pipe()
+        to_parent, from_child = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: answer every byte, then leave without cleanup
+            for _ in range(rounds):
+                os.read(to_child, 1)
+                os.write(from_child, b"x")
+            os._exit(0)
+        started = time.perf_counter()
+        for _ in range(rounds):
+            os.write(from_parent, b"x")
+            os.read(to_parent, 1)
+        best = min(best, (time.perf_counter() - started) / rounds * 1e6)
+        os.waitpid(pid, 0)
+        for fd in (to_child, from_parent, to_parent, from_child):
+            os.close(fd)
+    return best
+
+
 def import_rss(modules: list[str]) -> dict[str, int]:
     """RSS of a fresh ``python -c "import <module>"`` for each module ("" = bare Python):
     what a process costs before it has done anything."""

@@ -715,8 +715,13 @@ services, Postgres, Redis — shares the same {os.cpu_count()} cores.
 **How fast this machine is:** the gateway's bare `GET /healthz` did {hz:,.0f} req/s here
 against 11,950 on the machine where the issue's reference figures were taken: this machine
 does about **{speed:.2f}×** the work per second, and every figure below should be read
-against that. The reference service was not measured here (it is not part of this
-repository).
+against that. That row is one process answering; every other path is a chain of processes
+(wrk, the gateway, chat, Postgres, Redis, the worker, the simulator), and each hop between
+two of them costs what the host charges to wake the other: a byte through a pipe to
+another process and back took **{r.get("round_trip_us", 0):.1f} µs** here
+(`bench/procstats.py` `process_round_trip_us`), which varies between hosts more than the
+single-process row does. The reference service was not measured here (it is not part of
+this repository).
 
 ## Every path against its target
 
