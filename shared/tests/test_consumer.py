@@ -2,15 +2,20 @@
 
 import asyncio
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+import redis as sync_redis
+import uvloop
 
 from shared.consumer import StreamConsumer
 from shared.delivery import inbox_processor
 from shared.events import UserRegistered, encode
 from shared.events.envelope import to_json
+from shared.redis import open_redis
 from shared.testing.wait import eventually
 
 
@@ -258,3 +263,74 @@ async def test_stop_lets_inflight_entries_finish(redis, stream):
     await asyncio.wait_for(task, 10)
     assert finished == [True]
     assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+
+def test_an_answer_lost_to_a_frozen_read_is_handled_without_the_claim_deadline(redis_url, stream):
+    """The process freezes (a VM pause, SIGSTOP, a stop-the-world stall) in the middle of
+    a blocking read, and Redis answers it meanwhile. When the process runs again the
+    socket timeout has passed: uvloop (which the services run on) fires expired timers
+    before it reads the sockets, so redis-py drops the answer and sends the read again.
+    The entries of the lost answer are this consumer's (pending), but nothing handles
+    them; the consumer finds them at once instead of after the claim deadline."""
+    handled = []
+
+    async def scenario() -> None:
+        redis = open_redis(redis_url, socket_timeout=1.0)
+
+        done = asyncio.Event()
+
+        async def process(envelope, event, stream):
+            handled.append(envelope.id)
+            done.set()
+
+        c = consumer(redis, stream, process, claim_idle_ms=600_000, block_ms=800)
+        await c.ensure_groups()
+        stop = asyncio.Event()
+        running = asyncio.create_task(c.run(stop))
+        try:
+            await asyncio.sleep(0.05)  # the consumer is in its blocking read (0.8 s)
+
+            def publish_meanwhile() -> None:
+                with sync_redis.Redis.from_url(redis_url) as other:
+                    other.xadd(
+                        stream, {"type": "UserRegistered", "envelope": registered_envelope()}
+                    )
+
+            writer = threading.Timer(0.1, publish_meanwhile)
+            writer.start()
+            # The freeze: the event loop runs nothing while Redis answers the read.
+            time.sleep(3.0)  # noqa: ASYNC251 - blocking the loop is the point
+            writer.join()
+            async with asyncio.timeout(10):  # the claim deadline is ten minutes away
+                await done.wait()
+            assert (await redis.xpending(stream, "g"))["pending"] == 0
+        finally:
+            stop.set()
+            await running
+            await redis.aclose()
+
+    uvloop.run(scenario())
+    assert len(handled) == 1
+
+
+async def test_an_entry_left_pending_after_a_failure_is_not_taken_for_a_lost_one(redis, stream):
+    """Looking for entries of lost answers must not retry a failed one before its claim
+    deadline (the wait between tries): only entries nothing knows about are taken up."""
+    calls = []
+
+    async def process(envelope, event, stream):
+        calls.append(envelope.id)
+        raise RuntimeError("the handler fails")
+
+    c = consumer(redis, stream, process, claim_idle_ms=600_000)
+    await publish(redis, stream)
+    async with asyncio.timeout(10):
+        await c.drain()
+    assert len(calls) == 1
+    # An entry of a lost answer: delivered to this consumer, never handled.
+    await publish(redis, stream)
+    await redis.xreadgroup("g", "c1", {stream: ">"}, count=1)
+    recovered = await c._recover_stranded(10)
+    assert [e.entry_id for e in recovered] == [
+        str(p["message_id"]) for p in await redis.xpending_range(stream, "g", "-", "+", 10)
+    ][1:]

@@ -10,6 +10,14 @@ intervals (a heartbeat), so a slow but live consumer does not lose them to anoth
 Groups are created with ``MKSTREAM`` at start and again whenever Redis answers NOGROUP,
 so a Redis that lost everything recovers without manual action.
 
+A read whose answer the client lost leaves its entries pending for this consumer with
+nothing handling them: the process froze past the socket timeout while Redis answered (a
+VM pause, SIGSTOP; uvloop runs the expired timeout before it reads the socket), or the
+connection broke, and redis-py sent the read again. After a read that took much longer
+than its block time, or a Redis error, the consumer looks at its own pending entries and
+takes up those it is not handling (:meth:`StreamConsumer._recover_stranded`) instead of
+leaving them to the claim deadline.
+
 What is done with an entry is a :data:`Processor`; :mod:`shared.delivery` makes one from a
 service's handlers.
 """
@@ -34,9 +42,12 @@ from shared import metrics, tracing
 from shared.aio import sleep_unless
 from shared.dlq import REPLAY_GROUP_FIELD, dead_letter, dlq_stream
 from shared.events.envelope import Envelope, Event, UnknownEventType, decode
-from shared.redis import StreamEntries
+from shared.redis import Entries, StreamEntries
 
 log = structlog.get_logger(__name__)
+
+# A read that took this much longer than its block time may have lost its answer.
+LOST_READ_SLACK_SECONDS = 1.0
 
 Processor = Callable[[Envelope, Event, str], Awaitable[None]]
 
@@ -80,6 +91,9 @@ class StreamConsumer:
         self.max_deliveries = max_deliveries
         self.batch_size = batch_size
         self._inflight: dict[asyncio.Task[None], _Entry] = {}
+        # (stream, entry id) of entries whose handler failed, left pending on purpose
+        # until the claim deadline: not stranded.
+        self._left_pending: set[tuple[str, str]] = set()
 
     # -- setup -----------------------------------------------------------------------
 
@@ -160,6 +174,7 @@ class StreamConsumer:
                     "consumer.handler_failed", stream=entry.stream, entry_id=entry.entry_id
                 )
                 metrics.EVENTS_HANDLED.labels(entry.stream, self.group, "failed").inc()
+                self._left_pending.add((entry.stream, entry.entry_id))
                 await self._after_failure(entry, exc)
                 return
             await self.redis.xack(entry.stream, self.group, entry.entry_id)
@@ -217,6 +232,7 @@ class StreamConsumer:
                     continue
                 raise
             for entry_id, fields in entries:
+                self._left_pending.discard((stream, entry_id))
                 if fields is None:
                     continue
                 entry = _Entry(stream, entry_id, fields)
@@ -230,6 +246,48 @@ class StreamConsumer:
                 )
                 claimed.append(entry)
         return claimed
+
+    async def _recover_stranded(self, count: int) -> list[_Entry]:
+        """This consumer's pending entries that it is neither handling nor left pending
+        after a failure: delivered in an answer the client lost (see the module's text).
+        Claimed again (a new delivery), at most ``count``."""
+        handling = {(e.stream, e.entry_id) for e in self._inflight.values()}
+        recovered: list[_Entry] = []
+        for stream in self.streams:
+            if len(recovered) >= count:
+                break
+            asked = len(handling) + len(self._left_pending) + count
+            try:
+                mine = await self.redis.xpending_range(
+                    stream, self.group, "-", "+", asked, consumername=self.name
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis lost the stream: nothing is stranded
+                    await self.ensure_groups()
+                    continue
+                raise
+            ids = [str(p["message_id"]) for p in mine]  # oldest first
+            if len(ids) < asked:  # all of them: forget failed ones another consumer took
+                self._left_pending -= {k for k in self._left_pending if k[0] == stream} - {
+                    (stream, i) for i in ids
+                }
+            stranded: list[StreamIdT] = []
+            for i in ids:
+                if len(stranded) + len(recovered) >= count:
+                    break
+                if (stream, i) not in handling and (stream, i) not in self._left_pending:
+                    stranded.append(i)
+            if not stranded:
+                continue
+            entries = cast(
+                Entries, await self.redis.xclaim(stream, self.group, self.name, 0, stranded)
+            )
+            for entry_id, fields in entries:
+                if fields is None:
+                    continue
+                log.warning("consumer.recovered_lost_read", stream=stream, entry_id=entry_id)
+                recovered.append(_Entry(stream, entry_id, fields))
+        return recovered
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of entries still being processed, so no one reclaims them."""
@@ -297,6 +355,7 @@ class StreamConsumer:
         loop = asyncio.get_running_loop()
         next_claim = next_heartbeat = 0.0
         heartbeat_every = max(self.claim_idle_ms / 3000, 0.2)
+        maybe_lost = False  # a read may have lost its answer: look for stranded entries
         while not stop.is_set():
             try:
                 now = loop.time()
@@ -310,7 +369,10 @@ class StreamConsumer:
                     continue
                 room = self.concurrency - len(self._inflight)
                 entries: list[_Entry] = []
-                if now >= next_claim:
+                if maybe_lost:
+                    entries = await self._recover_stranded(room)
+                    maybe_lost = False
+                if not entries and now >= next_claim:
                     entries = await self._claim_stale(room)
                     next_claim = now + max(self.claim_idle_ms / 2000, 0.2)
                 if not entries:
@@ -320,9 +382,12 @@ class StreamConsumer:
                         else self.block_ms
                     )
                     entries = await self._read_new(min(room, self.batch_size), block)
+                    took = loop.time() - now
+                    maybe_lost = took > block / 1000 + LOST_READ_SLACK_SECONDS
                 self._start(entries)
             except (RedisError, OSError) as exc:
                 log.warning("consumer.redis_error", error=repr(exc))
+                maybe_lost = True
                 await sleep_unless(stop, 1.0)
         if self._inflight:
             log.info("consumer.finishing_inflight", count=len(self._inflight))

@@ -89,14 +89,14 @@ class WaitingPool(ConnectionPool):
                 return
 
 
-def open_redis(url: str) -> Redis:
+def open_redis(url: str, *, socket_timeout: float = 10) -> Redis:
     pool = WaitingPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
         timeout=10,
         decode_responses=True,
         socket_connect_timeout=2,
-        socket_timeout=10,
+        socket_timeout=socket_timeout,
         health_check_interval=30,
         retry=reconnecting(),
         retry_on_error=[RedisConnectionError],
