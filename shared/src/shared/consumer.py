@@ -381,8 +381,9 @@ class StreamConsumer:
                         if self._inflight
                         else self.block_ms
                     )
+                    reading = loop.time()
                     entries = await self._read_new(min(room, self.batch_size), block)
-                    took = loop.time() - now
+                    took = loop.time() - reading
                     maybe_lost = took > block / 1000 + LOST_READ_SLACK_SECONDS
                 self._start(entries)
             except (RedisError, OSError) as exc:
