@@ -315,10 +315,11 @@ async def complete_reply(
     finish_reason: str,
     prompt_tokens: int,
     output_tokens: int,
-    announce_to: Redis | None = None,
+    announce_to: Redis | None,
 ) -> None:
     """Store the answer, once: a reply already final (or gone) is left as it is.
-    ``announce_to``: where the reply's live stream is, to say it is stored."""
+    ``announce_to``: where the reply's live stream is, to say it is stored (None: no
+    reader can be waiting for the word)."""
     stored = await repository.complete_reply(
         tx.conn,
         reply_id,
@@ -340,8 +341,9 @@ async def fail_reply(
     code: str,
     message: str,
     partial_text: str = "",
-    announce_to: Redis | None = None,
+    announce_to: Redis | None,
 ) -> None:
+    """Store the failure, once; ``announce_to`` as for :func:`complete_reply`."""
     reply = await repository.fail_reply(
         tx.conn, reply_id, status=status, code=code, message=message, partial_text=partial_text
     )

@@ -34,6 +34,9 @@ async def requeue_stale_replies(
     """Queue again one batch of pending replies last queued before ``queued_before`` (their
     event was lost, or no worker answered); fail them after ``max_requeues``, giving the
     quota unit back. Returns how many it looked at."""
+    # No stream reader still waits for chat's word that such a reply is stored
+    # (announce_to): one that saw an end gave up waiting after seconds
+    # (streaming.STORE_WAIT_SECONDS), long before a reply goes stale.
     async with db.transaction() as tx:
         stale = await repository.stale_pending_replies(tx.conn, queued_before, batch)
         for reply in stale:
@@ -45,6 +48,7 @@ async def requeue_stale_replies(
                     code="timeout",
                     message="Gemini did not answer in time. Your prompt was not counted; "
                     "please try again.",
+                    announce_to=None,
                 )
                 continue
             prompt = (
@@ -54,7 +58,12 @@ async def requeue_stale_replies(
             )
             if prompt is None:  # cannot be asked again without its prompt
                 await fail_reply(
-                    tx, reply.id, status="failed", code="prompt_missing", message="Lost prompt."
+                    tx,
+                    reply.id,
+                    status="failed",
+                    code="prompt_missing",
+                    message="Lost prompt.",
+                    announce_to=None,
                 )
                 continue
             attempt = await repository.mark_requeued(tx.conn, reply.id)
