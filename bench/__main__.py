@@ -24,7 +24,6 @@ from pathlib import Path
 
 import psycopg
 import redis
-from psycopg.conninfo import conninfo_to_dict
 
 from bench import load, pipeline, profile, report, worker, wrk
 from bench.procstats import (
@@ -37,6 +36,7 @@ from bench.procstats import (
     wait_for_quiet,
 )
 from bench.stackrun import bench_stack, wait_drained
+from dev.infra import unix_socket_dir
 from dev.stack import REPO_ROOT
 
 PIPELINE_POINTS = [(1, 60), (4, 160), (10, 300)]  # (concurrent users, prompts)
@@ -63,8 +63,7 @@ def versions(stack) -> tuple[str, str]:
         pg = conn.execute("SHOW server_version").fetchone()[0]
     info = redis.Redis.from_url(stack.env["REDIS_URL"]).info("server")
     name = "Valkey" if "valkey_version" in info else "Redis"
-    host = str(conninfo_to_dict(stack.env["DATABASE_URL"]).get("host", ""))
-    over = "over its Unix socket" if host.startswith("/") else "over TCP"
+    over = "over its Unix socket" if unix_socket_dir(stack.env["DATABASE_URL"]) else "over TCP"
     return (
         f"PostgreSQL {pg.split()[0]} ({over})",
         f"{name} {info.get('valkey_version') or info['redis_version']}",

@@ -415,13 +415,13 @@ def import_profile_table(r: dict) -> str:
         if not own:
             continue
         largest = ", ".join(f"{name} {size / MB:.1f}" for name, size in list(own.items())[:6])
-        absent = sum(own[name] for name in missing)
+        absent = _not_installed_mb(r, module)
         lines.append(
             _row(
                 f"`{module}`",
                 _mb(sum(own.values())),
                 largest,
-                f"{absent / MB:.1f}: {', '.join(missing)}" if missing else "–",
+                f"{absent:.1f}: {', '.join(missing)}" if missing else "–",
             )
         )
     return "\n".join(lines)

@@ -150,9 +150,15 @@ def _over_unix_socket(url: str) -> str:
     return url
 
 
-def _socket_note(url: str) -> str:
+def unix_socket_dir(url: str) -> str | None:
+    """The directory of the Unix socket ``url`` reaches its server through; None: TCP."""
     host = str(conninfo_to_dict(url).get("host", ""))
-    return f", over its Unix socket in {host}" if host.startswith("/") else ""
+    return host if host.startswith("/") else None
+
+
+def _socket_note(url: str) -> str:
+    directory = unix_socket_dir(url)
+    return f", over its Unix socket in {directory}" if directory else ""
 
 
 def _pg_bin(name: str) -> str:
