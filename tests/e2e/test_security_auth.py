@@ -73,6 +73,38 @@ async def test_a_logged_out_token_is_refused_by_every_service_not_only_the_gatew
         assert response.json()["code"] == "token_revoked"
 
 
+async def test_a_token_in_use_everywhere_is_refused_everywhere_the_moment_it_is_revoked(
+    api, stack: Stack
+):
+    """Every service keeps a copy of the revocation times it has read (shared.tracking):
+    a token used through the gateway and at each service straight, so that each holds a
+    copy, is refused by all of them on the very next request after logout."""
+    token = await sign_in_like_the_web_client(api, random_mobile_number())
+    paths = {
+        "auth": "/api/v1/auth/me",
+        "chat": "/api/v1/chatroom",
+        "billing": "/api/v1/subscription/status",
+    }
+    clients = {s: httpx.AsyncClient(base_url=stack.url(s), timeout=15) for s in paths}
+    try:
+        for _ in range(3):
+            for service, path in paths.items():
+                assert (await api.get(path, headers=bearer(token))).status_code == 200
+                direct = await clients[service].get(path, headers=bearer(token))
+                assert direct.status_code == 200, (service, direct.text)
+        assert (await api.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 200
+        for service, path in paths.items():
+            through = await api.get(path, headers=bearer(token))
+            assert through.status_code == 401, (service, through.text)
+            assert through.json()["code"] == "token_revoked"
+            direct = await clients[service].get(path, headers=bearer(token))
+            assert direct.status_code == 401, (service, direct.text)
+            assert direct.json()["code"] == "token_revoked"
+    finally:
+        for client in clients.values():
+            await client.aclose()
+
+
 async def test_revocation_holds_around_the_gateway_when_redis_lost_the_key(
     api, stack: Stack, stack_redis
 ):

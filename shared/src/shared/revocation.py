@@ -8,11 +8,14 @@ epoch seconds (``f"{t:.3f}"``), for as long as a token lives, so the key outlive
 token it revokes. ``NO_REVOCATION`` (``"0"``: every token is issued after it) is what a
 reader stores when auth says there is no revocation, so the cache holds one format only.
 
-On a miss (never cached, or Redis lost its data) the reader asks the source: auth reads
-its own database; every other service asks auth's internal route. The answer is cached
-with ``SET NX``, so a fill that raced with a revocation never overwrites auth's newer
-value. If Redis is down, every check asks the source; if the source cannot answer either,
-the request fails with 503: a check that cannot be made never lets a token through.
+Each reader keeps a copy of the times it has read in its process, dropped as soon as Redis
+reports a change to the key (:mod:`shared.tracking`), so a request usually costs no Redis
+round trip at all. On a miss (never cached, or Redis lost its data) the reader asks the
+source: auth reads its own database; every other service asks auth's internal route. The
+answer is cached with ``SET NX``, so a fill that raced with a revocation never overwrites
+auth's newer value. If Redis is down, every check asks the source; if the source cannot
+answer either, the request fails with 503: a check that cannot be made never lets a token
+through.
 
 The gateway checks every request it forwards, and says so to the service behind it in
 ``X-Gateway-Checked``: a timestamp and an HMAC of it and the token under a key derived from
@@ -29,6 +32,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +43,7 @@ from redis.exceptions import RedisError
 
 from shared.errors import ServiceUnavailable, Unauthorized
 from shared.tokens import Claims, is_revoked, token_state_key
+from shared.tracking import MISSING, TrackedKeys
 
 log = structlog.get_logger(__name__)
 
@@ -93,15 +98,31 @@ Lookup = Callable[[str], Awaitable[float | None]]
 
 
 class TokenStates:
-    """Each user's "tokens valid after" time: Redis first, ``lookup`` on a miss."""
+    """Each user's "tokens valid after" time: this process's copy of the Redis keys while
+    Redis tells it of every change (``tracked``, :mod:`shared.tracking`), then Redis, then
+    ``lookup`` on a miss."""
 
-    def __init__(self, redis: Redis, lookup: Lookup, *, cache_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        lookup: Lookup,
+        *,
+        cache_seconds: int,
+        tracked: TrackedKeys | None = None,
+    ) -> None:
         self.redis = redis
         self.lookup = lookup
         self.cache_seconds = cache_seconds
+        self.tracked = tracked
 
     async def valid_after(self, user_id: str) -> float | None:
         key = token_state_key(user_id)
+        generation = 0
+        if self.tracked is not None:
+            known = self.tracked.get(key)
+            if known is not MISSING:
+                return cast(float | None, known)
+            generation = self.tracked.generation
         try:
             cached = await self.redis.get(key)
         except RedisError as exc:
@@ -109,10 +130,15 @@ class TokenStates:
             return await self.lookup(user_id)
         if cached is not None:
             try:
-                return None if cached == NO_REVOCATION else float(cached)
+                found = None if cached == NO_REVOCATION else float(cached)
             except ValueError:
                 log.warning("token_state.unparsable", key=key, value=cached)
                 return await self.lookup(user_id)
+            if self.tracked is not None:
+                self.tracked.put(key, found, generation)
+            return found
+        # What the source says is not kept here: the SET below (or auth's newer one) names
+        # the key to the copy, and the next check reads it from Redis.
         value = await self.lookup(user_id)
         try:
             stored = NO_REVOCATION if value is None else repr(value)

@@ -24,6 +24,8 @@ from shared.outbox import OutboxRelay
 from shared.redis import open_redis
 from shared.revocation import Lookup, TokenStates, auth_lookup
 from shared.settings import ServiceSettings
+from shared.tokens import TOKEN_STATE_PREFIX
+from shared.tracking import TrackedKeys
 
 # How a service learns a user's revocation time on a cache miss, given its pool.
 TokenLookup = Callable[[AsyncConnectionPool], Lookup]
@@ -91,10 +93,12 @@ async def service_runtime(
     http = httpx.AsyncClient(timeout=TOKEN_LOOKUP_TIMEOUT_SECONDS, trust_env=False)
     lookup = token_lookup(pool) if token_lookup else auth_lookup(http, settings.auth_url)
     app.state.pool, app.state.redis, app.state.relay = pool, redis, relay
+    tracked = TrackedKeys(settings.redis_url, TOKEN_STATE_PREFIX)
     app.state.token_states = TokenStates(
-        redis, lookup, cache_seconds=settings.jwt_expires_in_seconds
+        redis, lookup, cache_seconds=settings.jwt_expires_in_seconds, tracked=tracked
     )
     background.start("outbox-relay", relay.run)
+    background.start("token-state-tracking", tracked.run)
     try:
         yield Runtime(app, settings, pool, redis, background)
     finally:

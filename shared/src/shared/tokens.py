@@ -142,6 +142,9 @@ def now_ms() -> float:
     return round(time.time(), 3)
 
 
+TOKEN_STATE_PREFIX = "auth:tokens-valid-after:"
+
+
 def token_state_key(user_id: str) -> str:
     """Redis key holding a user's "tokens valid after" time (epoch seconds), set by auth."""
-    return f"auth:tokens-valid-after:{user_id}"
+    return TOKEN_STATE_PREFIX + user_id

@@ -1,8 +1,9 @@
 """Authentication at the edge: signature, expiry and revocation of the bearer token.
 
 Revocation is the shared check every token-verifying service makes
-(:mod:`shared.revocation`): the user's "tokens valid after" time from Redis, auth's internal
-route on a miss.
+(:mod:`shared.revocation`): the user's "tokens valid after" time from this process's copy of
+the Redis keys while Redis reports every change to them (:mod:`shared.tracking`), else from
+Redis, auth's internal route on a miss.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from redis.asyncio import Redis
 
 from gateway.proxy import unavailable
 from gateway.settings import Settings
+from shared.aio import Background
 from shared.errors import Unauthorized
 from shared.revocation import Lookup, TokenStates, auth_lookup, gateway_checked
-from shared.tokens import InvalidToken, bearer_token, verify_access_token
+from shared.tokens import TOKEN_STATE_PREFIX, InvalidToken, bearer_token, verify_access_token
+from shared.tracking import TrackedKeys
 
 
 def token_lookup(http: httpx.AsyncClient, settings: Settings) -> Lookup:
@@ -36,10 +39,19 @@ async def open_token_states(redis: Redis, settings: Settings) -> AsyncIterator[T
     timeout = httpx.Timeout(
         settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
     )
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
-        yield TokenStates(
-            redis, token_lookup(http, settings), cache_seconds=settings.token_state_cache_seconds
-        )
+    tracked = TrackedKeys(settings.redis_url, TOKEN_STATE_PREFIX)
+    background = Background()
+    background.start("token-state-tracking", tracked.run)
+    try:
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+            yield TokenStates(
+                redis,
+                token_lookup(http, settings),
+                cache_seconds=settings.token_state_cache_seconds,
+                tracked=tracked,
+            )
+    finally:
+        await background.shutdown(grace=2)
 
 
 async def authenticate(authorization: str | None, secret: str, states: TokenStates) -> str:
