@@ -272,48 +272,52 @@ class ReplyGenerator:
         request_timeout = self.settings.gemini_request_timeout_seconds
         chunk_timeout = self.settings.gemini_chunk_timeout_seconds
         deadline = loop.time() + request_timeout
-        draft.started_at = loop.time()
+        draft.started_at = last_chunk = loop.time()
         stream = self._chunks(model, contents)  # sends nothing yet
-        # The wait for the next chunk, while one is in progress: a stop ends it at once.
-        # (A timeout on this task rather than a task per chunk: the chunks are the hot path.)
-        waiting: asyncio.Timeout | None = None
+        # One timeout for the whole attempt, fired by a watchdog that wakes when the
+        # next chunk would be late and looks at when the last one came, instead of a
+        # timer rescheduled for every chunk (the chunks are the hot path). A stop fires
+        # it at once.
+        limit = asyncio.timeout(None)
+        watchdog: asyncio.TimerHandle
 
-        def on_stop(_: object) -> None:
-            if waiting is not None and not waiting.expired():
-                waiting.reschedule(loop.time())
+        def expire(_: object = None) -> None:
+            if not limit.expired():
+                limit.reschedule(loop.time())
 
+        def watch() -> None:
+            nonlocal watchdog
+            due = min(last_chunk + chunk_timeout, deadline)
+            if loop.time() >= due:
+                expire()
+            else:
+                watchdog = loop.call_at(due, watch)
+
+        watchdog = loop.call_at(min(last_chunk + chunk_timeout, deadline), watch)
         stop_waiter = asyncio.ensure_future(stopped.wait())
-        stop_waiter.add_done_callback(on_stop)
+        stop_waiter.add_done_callback(expire)
         writer = self.appends.writer(reply_id, ttl=self.settings.reply_stream_ttl_seconds)
         finished = False
         try:
-            while True:
-                wait = min(chunk_timeout, deadline - loop.time())
-                if stopped.is_set():
-                    raise StopRequested
-                if wait <= 0:
-                    raise ModelTimeout(f"attempt took longer than {request_timeout:g}s")
-                try:
-                    async with asyncio.timeout(wait) as waiting:
-                        chunk = await anext(stream)
-                except TimeoutError:
+            try:
+                async with limit:
                     if stopped.is_set():
-                        raise StopRequested from None
-                    if wait < chunk_timeout:
-                        raise ModelTimeout(
-                            f"attempt took longer than {request_timeout:g}s"
-                        ) from None
-                    raise ModelTimeout(f"no chunk for {chunk_timeout:g}s") from None
-                except StopAsyncIteration:
-                    break
-                finally:
-                    waiting = None
-                self._take(writer, chunk, draft)
-                if draft.prompt_block:
-                    break
+                        raise StopRequested
+                    async for chunk in stream:
+                        last_chunk = loop.time()
+                        self._take(writer, chunk, draft)
+                        if draft.prompt_block:
+                            break
+            except TimeoutError:
+                if stopped.is_set():
+                    raise StopRequested from None
+                if loop.time() >= deadline:
+                    raise ModelTimeout(f"attempt took longer than {request_timeout:g}s") from None
+                raise ModelTimeout(f"no chunk for {chunk_timeout:g}s") from None
             finished = True
         finally:
-            stop_waiter.remove_done_callback(on_stop)
+            watchdog.cancel()
+            stop_waiter.remove_done_callback(expire)
             stop_waiter.cancel()
             await stream.aclose()
             if not finished:

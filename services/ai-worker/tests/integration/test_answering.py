@@ -224,6 +224,22 @@ async def test_hanging_model_is_retried_then_fails(make_ctx, make_settings, sim,
     assert result.message.startswith("Gemini took too long")
 
 
+async def test_a_reply_longer_than_the_chunk_timeout_completes_while_chunks_keep_coming(
+    make_ctx, make_settings, sim, queued
+):
+    # 10 chunks 60 ms apart: 0.6 s in all, each wait far under the 0.25 s chunk timeout.
+    await sim.configure(token_delay_ms=60, reply_tokens=10)
+    ctx = make_ctx(make_settings(gemini_chunk_timeout_seconds=0.25, retry_max_attempts=1))
+    pair = queued("hello")
+
+    await answer(ctx, pair)
+
+    assert len(await sim.requests()) == 1
+    [(_, result)] = await results(ctx.redis, ctx)
+    assert isinstance(result, ReplyCompleted), result
+    assert result.finish_reason == "STOP"
+
+
 async def test_whole_attempt_timeout_counts_as_a_hang(make_ctx, make_settings, sim, queued):
     # Chunks keep coming (so the chunk timeout never fires) but the attempt is too slow.
     await sim.configure(token_delay_ms=100)
