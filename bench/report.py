@@ -474,8 +474,9 @@ def gaps(r: dict) -> str:
             f" A bare `/healthz` alone costs the gateway {floor_g:.2f} ms and chat"
             f" {floor_c:.2f} ms here (uvicorn, FastAPI, our two middlewares, the access log"
             f" line): two Python hops spend {floor_g + floor_c:.2f} ms before any work, and the"
-            f" work (the JWT check from its cache, the gateway's signed word, one aiohttp"
-            f" forward, one Redis round trip) is spread thinly across the profile above, with"
+            f" work (the JWT check from its cache, revocation from the process's copy kept by"
+            f" Redis's tracking, the gateway's signed word, one aiohttp forward to chat, chat's"
+            f" one Redis round trip for the page) is spread thinly across the profile above, with"
             f" no function over ~10% of either process. The p99 that was 64-85 ms was the"
             f" garbage collector walking ~100,000 start-up objects (fixed: gc.freeze,"
             f" docs/bench-choices.md §4); what is left is two cores shared by five processes"
@@ -488,8 +489,9 @@ def gaps(r: dict) -> str:
         f" {TARGETS['list_chat'][0]:,}):"
         f" {sum(per.values()):.2f} ms of CPU a request ({_ms_list(per)}), a ceiling of"
         f" ~{_ceiling(per):,.0f} req/s; chat's bare `/healthz` is {floor_c:.2f} ms of it."
-        f" In the profile, redis-py's client (its connection pool's lock and timeout, command"
-        f" packing) and FastAPI's dependency solving are the largest shares."
+        f" The request's one Redis round trip is the cached page (revocation comes from"
+        f" chat's own copy); in the profile, uvicorn's send, FastAPI's dependency solving"
+        f" and the event loop itself are the largest shares."
     )
     for key in ("post_paused", "post_working"):
         target = TARGETS[key][0]
@@ -678,6 +680,25 @@ CHANGES = [
         "1 user: completed p50 / prompts/s; 10 users: prompts/s",
         "35.8, 38.8 ms / 26, 24/s; 107, 96/s",
         "16.4, 18.0 ms / 52, 48/s; 106, 91/s",
+    ),
+    (
+        "2026-11-29",
+        "every token-verifying process (gateway, auth, chat, billing) answers revocation"
+        " from its own copy of the times it read, which Redis keeps honest (CLIENT TRACKING,"
+        " broadcast mode: shared/tracking.py), instead of a Redis GET per request; A/B"
+        " alternating, a fresh stack each (the slower host: /healthz ~8,000)",
+        "cached list through the gateway / straight to chat",
+        "1,956, 2,016, 2,011, 2,074 / 2,674, 2,723, 2,681, 2,555 req/s",
+        "2,384, 2,420, 2,451, 2,375 / 3,045, 3,026, 2,987, 3,028 req/s",
+    ),
+    (
+        "2026-11-29",
+        "ai-worker: one timeout per attempt, fired by a watchdog timer that looks at when the"
+        " last chunk came, instead of a timer made and cancelled for every chunk"
+        " (ai_worker/generation.py); A/B alternating, a fresh stack each",
+        "worker CPU a reply (concurrency 256, 2,500 replies, arrivals spread)",
+        "2.99, 3.04, 3.16, 3.52 ms",
+        "2.92, 2.91, 2.88, 2.91 ms",
     ),
 ]
 
