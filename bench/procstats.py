@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import psutil
 
@@ -238,11 +238,9 @@ def import_profile(module: str) -> dict[str, int]:
     return dict(sorted(own.items(), key=lambda item: -item[1]))
 
 
-def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
-    """Those of ``packages`` (top-level modules) that come from a distribution outside
-    ``distribution``'s requirements, extras asked for included (``google-genai[aiohttp]``):
-    imported here only because this venv also holds the tests' tools; an install of that
-    service alone, as its image is built, does not have them."""
+def _required(distribution: str) -> set[str]:
+    """The canonical names of ``distribution`` and everything it requires, extras asked
+    for included (``google-genai[aiohttp]``): what an install of it alone holds."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
@@ -265,7 +263,15 @@ def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
                 req.marker.evaluate({"extra": extra}) for extra in extras or {""}
             ):
                 todo.append((canonicalize_name(req.name), frozenset(req.extras)))
-    required = {name for name, _ in seen}
+    return {name for name, _ in seen}
+
+
+def _outside(packages: Iterable[str], distribution: str) -> list[str]:
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    required = _required(distribution)
     owners = metadata.packages_distributions()
     return [
         package
@@ -273,3 +279,19 @@ def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
         if package in owners
         and not any(canonicalize_name(dist) in required for dist in owners[package])
     ]
+
+
+def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
+    """Those of ``packages`` (top-level modules) that come from a distribution outside
+    ``distribution``'s requirements: imported here only because this venv also holds the
+    tests' tools; an install of that service alone, as its image is built, does not have
+    them."""
+    return _outside(packages, distribution)
+
+
+def absent_packages(distribution: str) -> list[str]:
+    """Every top-level package of this venv that an install of ``distribution`` alone
+    would not have (bench/installed_only/sitecustomize.py hides them)."""
+    from importlib import metadata
+
+    return sorted(_outside(metadata.packages_distributions(), distribution))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import tempfile
@@ -15,8 +16,33 @@ import psycopg
 import redis
 from psycopg import sql
 
+from bench.procstats import absent_packages
 from dev.infra import Infra, ensure_infra
 from dev.stack import REPO_ROOT, Stack, driven_stack_env
+
+# The distribution each service's image installs (deploy/docker).
+DISTRIBUTIONS = {
+    "auth": "gemini-auth",
+    "chat": "gemini-chat",
+    "billing": "gemini-billing",
+    "gateway": "gemini-gateway",
+    "ai-worker": "gemini-ai-worker",
+}
+INSTALLED_ONLY = Path(__file__).resolve().parent / "installed_only"
+
+
+@functools.cache
+def installed_only() -> dict[str, dict[str, str]]:
+    """Each service's variables that hide from it every package its own install would not
+    have (bench/installed_only/sitecustomize.py), so it runs, and its memory is measured,
+    as in its image. The simulators are the benchmark's, not services: they see the venv."""
+    return {
+        name: {
+            "PYTHONPATH": str(INSTALLED_ONLY),
+            "BENCH_ABSENT_PACKAGES": ",".join(absent_packages(distribution)),
+        }
+        for name, distribution in DISTRIBUTIONS.items()
+    }
 
 
 @contextlib.contextmanager
@@ -40,6 +66,7 @@ def bench_stack(services: list[str], extra_env: dict[str, str]) -> Iterator[Stac
                     services,
                     log_dir=REPO_ROOT / "test-artifacts" / "bench-logs",
                     cwd=Path(cwd),
+                    service_env=installed_only(),
                 ) as stack,
             ):
                 stack.migrate()

@@ -227,7 +227,13 @@ def scaling(*, quick: bool = False, profile_seconds: float = 0.0) -> dict:
             )
         # A second process in the same consumer group: the group hands each event to one.
         second_env = {**stack.env, "AI_WORKER_URL": f"http://127.0.0.1:{free_port()}"}
-        with Stack(second_env, ["ai-worker"], log_dir=stack.log_dir, cwd=stack.cwd) as second:
+        with Stack(
+            second_env,
+            ["ai-worker"],
+            log_dir=stack.log_dir,
+            cwd=stack.cwd,
+            service_env=stack.service_env,
+        ) as second:
             second.start()
             second.wait_healthy(60)
             pids = {**pids, "ai-worker 2": second.processes["ai-worker"].pid}

@@ -141,13 +141,16 @@ class Stack:
         *,
         specs: Sequence[ServiceSpec] = SERVICES,
         cwd: Path = REPO_ROOT,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``service_env``: variables for one service only, by its name, over ``env``."""
         known = {s.name: s for s in specs}
         unknown = set(services or []) - known.keys()
         if unknown:
             raise StackError(f"unknown services: {', '.join(sorted(unknown))}")
         self.specs = [s for s in specs if services is None or s.name in services]
         self.env = dict(env)
+        self.service_env = {name: dict(values) for name, values in (service_env or {}).items()}
         self.log_dir = log_dir
         # The services read `.env` from their working directory too (pydantic-settings): the
         # tests pass an empty temporary dir so a developer's .env cannot change them.
@@ -184,6 +187,7 @@ class Stack:
 
     def _child_env(self, spec: ServiceSpec) -> dict[str, str]:
         env = dict(self.env)
+        env.update(self.service_env.get(spec.name, {}))
         env.update({s.url_env: self.url(s.name) for s in self.specs if not s.public})
         upstreams = [s.name for s in self.specs if s.upstream]
         env.update(GATEWAY_UPSTREAMS=",".join(upstreams), PORT=str(self.port(spec.name)))
