@@ -12,22 +12,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import structlog
 import uvicorn
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from shared import dlq, tracing
-from shared.db import schema_conninfo
 from shared.http import SERVER_KEEP_ALIVE_SECONDS
 from shared.logging import configure_logging
-from shared.migrations import MIGRATION_STATES, MigrationError, migrate, migration_status
-from shared.outbox import republish_since
 from shared.redis import open_redis
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+
+# The commands that touch Postgres (migrate, republish) import its driver when they run:
+# the ai-worker has no database and does not load it (about 9 MB) to serve.
 
 
 def _load_settings(settings_cls: type[ServiceSettings]) -> ServiceSettings:
@@ -73,11 +72,8 @@ def main(
         assert schema and migrations_dir
         if args.status:
             raise SystemExit(_migration_status(settings.database_url, schema, migrations_dir))
-        try:
-            migrate(settings.database_url, schema, migrations_dir)
-        except (MigrationError, psycopg.OperationalError) as exc:
-            log.error("migrations.failed", schema=schema, error=str(exc).strip())
-            raise SystemExit(1) from None
+        if code := _migrate(settings.database_url, schema, migrations_dir):
+            raise SystemExit(code)
         return
 
     if args.command == "dlq":
@@ -169,9 +165,26 @@ async def _dlq(redis_url: str, group: str, streams: list[str], args: argparse.Na
         await redis.aclose()
 
 
+def _migrate(database_url: str, schema: str, directory: Path | Sequence[Path]) -> int:
+    import psycopg
+
+    from shared.migrations import MigrationError, migrate
+
+    try:
+        migrate(database_url, schema, directory)
+    except (MigrationError, psycopg.OperationalError) as exc:
+        log.error("migrations.failed", schema=schema, error=str(exc).strip())
+        return 1
+    return 0
+
+
 def _migration_status(database_url: str, schema: str, directory: Path | Sequence[Path]) -> int:
     """``migrate --status``: 0 unless a migration changed or went missing after it was
     applied (``migrate`` would refuse to run) or the database cannot be read."""
+    import psycopg
+
+    from shared.migrations import MIGRATION_STATES, MigrationError, migration_status
+
     try:
         states = migration_status(database_url, schema, directory)
     except (MigrationError, psycopg.OperationalError) as exc:
@@ -207,6 +220,11 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 async def _republish(database_url: str, schema: str, since: datetime) -> int:
+    import psycopg
+
+    from shared.db import schema_conninfo
+    from shared.outbox import republish_since
+
     conninfo = schema_conninfo(database_url, schema)
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         count = await republish_since(conn, since)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import structlog
-from psycopg_pool import AsyncConnectionPool
 
 from shared.consumer import Processor
-from shared.db import Database, Transaction
 from shared.events.envelope import Envelope, Event
+
+if TYPE_CHECKING:  # the ai-worker, which has no database, does not load the driver
+    from psycopg_pool import AsyncConnectionPool
+
+    from shared.db import Transaction
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +61,8 @@ def inbox_processor(
     """``before``: for an event type whose handling calls an outside API (Stripe), the
     step that does so, run before the inbox transaction opens (so no transaction waits on
     the API) on every delivery, a repeated one too: it must be idempotent itself."""
+    from shared.db import Database  # here: see TYPE_CHECKING above
+
     by_type = {cls.type_name(): handler for cls, handler in handlers.items()}
     first = {cls.type_name(): step for cls, step in (before or {}).items()}
 

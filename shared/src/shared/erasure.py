@@ -18,14 +18,16 @@ import hashlib
 import json
 import uuid
 from collections.abc import Collection
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import structlog
-from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
 from shared.dlq import dlq_stream
 from shared.redis import Entries
+
+if TYPE_CHECKING:  # not loaded at run time: the ai-worker erases without a database
+    from psycopg import AsyncConnection
 
 log = structlog.get_logger(__name__)
 

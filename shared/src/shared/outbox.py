@@ -23,21 +23,15 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import metrics, tracing
 from shared.aio import sleep_unless
 from shared.db import schema_conninfo
 from shared.events.envelope import Event, encode, to_json
+from shared.publish import STREAM_MAXLEN, stream_for
 
 log = structlog.get_logger(__name__)
-
-STREAM_MAXLEN = 100_000
-
-
-def stream_for(producer: str) -> str:
-    return f"{producer}.events"
 
 
 async def add(
@@ -64,44 +58,6 @@ def row(
 ) -> tuple[uuid.UUID, str, str, str]:
     envelope = encode(event, producer=producer, correlation_id=correlation_id)
     return (envelope.id, stream_for(producer), envelope.type, to_json(envelope))
-
-
-async def publish_now(
-    redis: Redis,
-    event: Event,
-    *,
-    producer: str,
-    stream: str,
-    correlation_id: str | None = None,
-) -> str:
-    """XADD an event straight to ``stream``. Only for services without a database (the
-    ai-worker, whose stream is ``ai.events``), which emit an event and then ack the entry
-    that caused it: a crash in between emits it twice, which consumers dedupe."""
-    pipe = redis.pipeline(transaction=False)
-    event_id = queue_publish(
-        pipe, event, producer=producer, stream=stream, correlation_id=correlation_id
-    )
-    await pipe.execute()
-    return event_id
-
-
-def queue_publish(
-    pipe: Pipeline,
-    event: Event,
-    *,
-    producer: str,
-    stream: str,
-    correlation_id: str | None = None,
-) -> str:
-    """:func:`publish_now` as part of the caller's pipeline; returns the event id."""
-    envelope = encode(event, producer=producer, correlation_id=correlation_id)
-    pipe.xadd(
-        stream,
-        {"type": envelope.type, "envelope": to_json(envelope)},
-        maxlen=STREAM_MAXLEN,
-        approximate=True,
-    )
-    return str(envelope.id)
 
 
 async def republish_since(conn: AsyncConnection, since: datetime) -> int:

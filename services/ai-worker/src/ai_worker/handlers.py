@@ -12,7 +12,7 @@ from ai_worker.service import WorkerContext, answer_message
 from shared.consumer import StreamConsumer, consumer_name
 from shared.delivery import Delivery, Handler, direct_processor
 from shared.events import Event, MessageQueued, UserDeleted
-from shared.outbox import stream_for
+from shared.publish import stream_for
 
 GROUP = "ai-worker"
 CHAT_STREAM = stream_for("chat")

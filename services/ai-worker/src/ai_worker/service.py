@@ -48,7 +48,7 @@ from shared.events import (
     ReplyFailed,
     TokenUsage,
 )
-from shared.outbox import queue_publish, stream_for
+from shared.publish import queue_publish, stream_for
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from auth import repository
 from auth.context import AuthContext
 from auth.service import LOGIN, PRODUCER, check_code
 from auth.sessions import forget_token_state
-from shared import erasure, outbox
+from shared import erasure, outbox, publish
 from shared.db import Database
 from shared.errors import AppError, NotFound
 from shared.events import UserDeleted
@@ -59,4 +59,4 @@ async def delete_account(
 async def erase_published(ctx: AuthContext, user_id: uuid.UUID) -> None:
     """What auth published about the user leaves its stream (and dead letters). Auth's own
     handler of UserDeleted does it, so a Redis failure is retried like any handler's."""
-    await erasure.erase_from_stream(ctx.redis, outbox.stream_for(PRODUCER), user_id)
+    await erasure.erase_from_stream(ctx.redis, publish.stream_for(PRODUCER), user_id)

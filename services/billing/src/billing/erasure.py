@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from billing import erasure_repository, repository
 from shared.db import Database, Transaction
 from shared.erasure import digest, erase_from_outbox, erase_from_stream
-from shared.outbox import stream_for
+from shared.publish import stream_for
 from shared.tokens import token_state_key
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import structlog
 
 from chat import list_cache, prompts, repository, stream_slots
 from chat.context import PRODUCER, ChatContext
-from shared import erasure, outbox, replies, tiers
+from shared import erasure, publish, replies, tiers
 from shared.db import Transaction
 
 log = structlog.get_logger(__name__)
@@ -33,7 +33,7 @@ async def erase_user(tx: Transaction, ctx: ChatContext, user_id: uuid.UUID) -> N
         await ctx.redis.delete(*streams[start : start + BATCH])
     await list_cache.forget(ctx, user_id)
     await ctx.redis.delete(stream_slots.leases_key(user_id))
-    await erasure.erase_from_stream(ctx.redis, outbox.stream_for(PRODUCER), user_id)
+    await erasure.erase_from_stream(ctx.redis, publish.stream_for(PRODUCER), user_id)
 
     rooms = await repository.delete_user_rows(tx.conn, user_id)
     await tiers.erase_user(tx.conn, user_id)
