@@ -303,7 +303,11 @@ def test_an_answer_lost_to_a_frozen_read_is_handled_without_the_claim_deadline(r
             writer.join()
             async with asyncio.timeout(10):  # the claim deadline is ten minutes away
                 await done.wait()
-            assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+            async def acked() -> bool:  # after the handler returns
+                return (await redis.xpending(stream, "g"))["pending"] == 0
+
+            await eventually(acked, what="the entry's ack")
         finally:
             stop.set()
             await running

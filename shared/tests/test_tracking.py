@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from shared.aio import Background
 from shared.revocation import NO_REVOCATION, TokenStates
+from shared.testing.wait import eventually
 from shared.tokens import TOKEN_STATE_PREFIX, token_state_key
 from shared.tracking import MISSING, SILENCE_SECONDS, TrackedKeys
 
@@ -34,11 +35,8 @@ class CountingRedis:
         return await self.redis.set(*args, **kwargs)
 
 
-async def until(condition: Any, seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+async def until(condition: Callable[[], bool]) -> None:
+    await eventually(condition, interval=0.01, timeout=5)
 
 
 @pytest.fixture
