@@ -8,7 +8,6 @@ driver to publish.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.events.envelope import Event, encode, to_json
@@ -21,25 +20,6 @@ def stream_for(producer: str) -> str:
     return f"{producer}.events"
 
 
-async def publish_now(
-    redis: Redis,
-    event: Event,
-    *,
-    producer: str,
-    stream: str,
-    correlation_id: str | None = None,
-) -> str:
-    """XADD an event straight to ``stream``. Only for services without a database (the
-    ai-worker, whose stream is ``ai.events``), which emit an event and then ack the entry
-    that caused it: a crash in between emits it twice, which consumers dedupe."""
-    pipe = redis.pipeline(transaction=False)
-    event_id = queue_publish(
-        pipe, event, producer=producer, stream=stream, correlation_id=correlation_id
-    )
-    await pipe.execute()
-    return event_id
-
-
 def queue_publish(
     pipe: Pipeline,
     event: Event,
@@ -48,7 +28,10 @@ def queue_publish(
     stream: str,
     correlation_id: str | None = None,
 ) -> str:
-    """:func:`publish_now` as part of the caller's pipeline; returns the event id."""
+    """XADD ``event`` to ``stream`` as part of the caller's pipeline; returns the event id.
+    Only for services without a database (the ai-worker, whose stream is ``ai.events``),
+    which emit an event and then ack the entry that caused it: a crash in between emits
+    it twice, which consumers dedupe."""
     envelope = encode(event, producer=producer, correlation_id=correlation_id)
     pipe.xadd(
         stream,
