@@ -114,8 +114,6 @@ class TrackedKeys:
                 await self._follow(stop)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("tracking.lost", prefix=self.prefix, error=repr(exc))
-            finally:
-                self._drop()
             if self.followings != followed:
                 delay = RECONNECT_SECONDS
             else:
@@ -163,7 +161,7 @@ class TrackedKeys:
                 with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                     await reader
         finally:
-            self._live = False
+            self._drop()  # before the awaits below: not trusted from here on
             await connection.disconnect()
             await pool.aclose()
 
