@@ -81,23 +81,29 @@ async def copied(token_states: TokenStates, tracked: TrackedKeys, user: str) -> 
         await asyncio.sleep(0.01)
 
 
-async def test_a_known_time_is_answered_without_asking_redis_again(redis, tracked):
+async def known(
+    redis: Redis, tracked: TrackedKeys, value: str, source: list[str] | None = None
+) -> tuple[str, str, CountingRedis, TokenStates]:
+    """A new user whose time ``value`` is in Redis and in the copy: the user, the key, the
+    counting client and the TokenStates that read it."""
     user = new_user(tracked)
-    await redis.set(token_state_key(user), "1700000000.250", ex=60)
+    key = token_state_key(user)
+    await redis.set(key, value, ex=60)
     counting = CountingRedis(redis)
-    token_states = states(counting, tracked, [])
+    token_states = states(counting, tracked, [] if source is None else source)
     await copied(token_states, tracked, user)
+    return user, key, counting, token_states
+
+
+async def test_a_known_time_is_answered_without_asking_redis_again(redis, tracked):
+    user, _, counting, token_states = await known(redis, tracked, "1700000000.250")
     counting.gets = 0
     assert [await token_states.valid_after(user) for _ in range(5)] == [1700000000.25] * 5
     assert counting.gets == 0
 
 
 async def test_a_revocation_written_after_the_copy_was_made_is_seen(redis, tracked):
-    user = new_user(tracked)
-    key = token_state_key(user)
-    await redis.set(key, NO_REVOCATION, ex=60)
-    token_states = states(CountingRedis(redis), tracked, [])
-    await copied(token_states, tracked, user)
+    user, key, _, token_states = await known(redis, tracked, NO_REVOCATION)
     assert await token_states.valid_after(user) is None
     before = tracked.generation
     await redis.delete(key)  # as auth does before committing a revocation ...
@@ -108,12 +114,8 @@ async def test_a_revocation_written_after_the_copy_was_made_is_seen(redis, track
 
 
 async def test_a_deleted_time_is_asked_of_the_source(redis, tracked):
-    user = new_user(tracked)
-    key = token_state_key(user)
-    await redis.set(key, "1700000000.000", ex=60)
     source: list[str] = []
-    token_states = states(CountingRedis(redis), tracked, source)
-    await copied(token_states, tracked, user)
+    user, key, _, token_states = await known(redis, tracked, "1700000000.000", source)
     before = tracked.generation
     await redis.delete(key)  # as erasure does, or Redis losing it
     await changed(tracked, before)
@@ -135,11 +137,7 @@ async def test_a_value_read_while_a_key_changed_is_not_kept(redis, tracked):
 
 
 async def test_nothing_is_answered_from_the_copy_after_the_connection_is_lost(redis, tracked):
-    user = new_user(tracked)
-    key = token_state_key(user)
-    await redis.set(key, NO_REVOCATION, ex=60)
-    token_states = states(CountingRedis(redis), tracked, [])
-    await copied(token_states, tracked, user)
+    user, key, _, token_states = await known(redis, tracked, NO_REVOCATION)
     await redis.client_kill_filter(_id=tracked.client_id)
     await until(lambda: not tracked.trusted())
     assert tracked.get(key) is MISSING
@@ -154,11 +152,7 @@ async def test_a_frozen_process_does_not_trust_its_copy_until_it_hears_from_redi
 ):
     """A process stopped (SIGSTOP, a VM pause) may hold invalidations it has not read yet:
     on waking, no request is answered from the copy before they are read."""
-    user = new_user(tracked)
-    key = token_state_key(user)
-    await redis.set(key, NO_REVOCATION, ex=60)
-    token_states = states(CountingRedis(redis), tracked, [])
-    await copied(token_states, tracked, user)
+    user, key, _, token_states = await known(redis, tracked, NO_REVOCATION)
     # The revocation is written, and its invalidation sent, while this loop is blocked.
     with SyncRedis.from_url(redis_url, decode_responses=True) as blocking:
         blocking.set(key, "1800000000.000", ex=60)
