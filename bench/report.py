@@ -719,6 +719,18 @@ CHANGES = [
         "83 / 99 MB; 121 MB",
         "74 / 90 MB; 112 MB",
     ),
+    (
+        "2026-11-30",
+        "gateway: an API request is matched against the /api/v1 route first instead of"
+        " after the gateway's 18 own pages and files; every service: FastAPI's own"
+        " OpenTelemetry hooks off (shared.tracing and Prometheus do this), so no provider"
+        " look-ups per request; the log processor that masks phone numbers leaves values"
+        " without a '+' untouched (timeit in one process, a slow host: /healthz ~3,500 req/s)",
+        "µs a request: the gateway's route matching / FastAPI's telemetry check (each"
+        " service) / masking one log line",
+        "20.3 / 4.7 / 3.2–4.1",
+        "3.6 / 0.2 / 1.4–1.5",
+    ),
 ]
 
 

@@ -284,6 +284,10 @@ def create_app(
         redoc_url=None,
         # operationId: the route's name (its function's), which links refer to.
         generate_unique_id_function=lambda route: route.name,
+        # Tracing is shared.tracing's (OpenTelemetry's FastAPI instrumentation) and metrics
+        # are Prometheus's: FastAPI's own telemetry would only look up three OpenTelemetry
+        # providers on every request to find it has nothing to do.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -42,7 +42,15 @@ def mask_phone_numbers(value: Any) -> Any:
 
 
 def _mask_phone_numbers(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    return {key: mask_phone_numbers(value) for key, value in event_dict.items()}
+    # Every log line passes here: the plain values (no "+", numbers) are left untouched
+    # without a call. The dict is the line's own (structlog builds one per call).
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            if "+" in value:
+                event_dict[key] = mask_phone_numbers(value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = mask_phone_numbers(value)
+    return event_dict
 
 
 def _add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:

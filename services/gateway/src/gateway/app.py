@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.authentication import authenticate, open_token_states
 from gateway.openapi import TITLE, MergedOpenAPI
 from gateway.proxy import Proxy, unavailable, upstream_session
+from gateway.routes import PREFIX as API_PREFIX
 from gateway.routes import ROUTE_TABLE, ROUTES
 from gateway.settings import Settings
 from gateway.share_page import share_page
@@ -232,6 +233,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_route(page, client_page, methods=["GET"], include_in_schema=False)
     app.add_route("/s/{token}", share_page, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Mount("/static", _ClientFiles(directory=STATIC_DIR)))
-    # Last: everything else, any method, goes through the route table.
-    app.router.routes.append(Route("/{path:path}", _AnyMethod(gateway_endpoint)))
+    # The API (every route of the table is under /api/v1) goes through the route table,
+    # matched first: the gateway's own pages above are never under /api, and an API
+    # request no longer tries each of them on the way. Last: everything else too, for
+    # the table's 404 and 405.
+    forward = _AnyMethod(gateway_endpoint)
+    app.router.routes.insert(0, Route(API_PREFIX + "/{path:path}", forward))
+    app.router.routes.append(Route("/{path:path}", forward))
     return app
