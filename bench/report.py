@@ -731,6 +731,16 @@ CHANGES = [
         "20.3 / 4.7 / 3.2–4.1",
         "3.6 / 0.2 / 1.4–1.5",
     ),
+    (
+        "2026-11-30",
+        "shared.consumer: a full consumer (every slot busy, as the ai-worker is at"
+        " AI_WORKER_CONCURRENCY) waits for one event its handlers set when they finish,"
+        " instead of asyncio.wait over every task in flight, which adds and removes a"
+        " callback on each of them at every wake-up (timeit, uvloop, the slow host)",
+        "µs a wake-up with 256 replies in flight",
+        "285",
+        "16",
+    ),
 ]
 
 

@@ -245,6 +245,29 @@ async def test_concurrency_and_heartbeat_keep_slow_entries_with_their_owner(redi
     assert len(calls) == 4  # nobody reclaimed an entry that was still being processed
 
 
+async def test_a_full_consumer_starts_the_next_entry_when_one_finishes(redis, stream):
+    """One slot, three entries: each waits for the one before, and starts as soon as
+    it is done; the claim deadline, and with it the heartbeat the loop would otherwise
+    wait for, is ten minutes away."""
+    order: list[str] = []
+
+    async def process(envelope, event, stream_name):
+        order.append(f"start {envelope.id}")
+        await asyncio.sleep(0.05)
+        order.append(f"end {envelope.id}")
+
+    ids = [json.loads(await publish(redis, stream))["id"] for _ in range(3)]
+    c = consumer(redis, stream, process, concurrency=1, block_ms=50, claim_idle_ms=600_000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    try:
+        await eventually(lambda: len(order) == 6, timeout=10, what="three entries handled")
+    finally:
+        stop.set()
+        await task
+    assert order == [f"{step} {i}" for i in ids for step in ("start", "end")]
+
+
 async def test_stop_lets_inflight_entries_finish(redis, stream):
     started = asyncio.Event()
     finished: list[bool] = []

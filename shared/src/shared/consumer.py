@@ -25,6 +25,7 @@ service's handlers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -91,6 +92,9 @@ class StreamConsumer:
         self.max_deliveries = max_deliveries
         self.batch_size = batch_size
         self._inflight: dict[asyncio.Task[None], _Entry] = {}
+        # Set when a handler finishes: the loop, full, waits on this one event instead of
+        # on every task in flight (asyncio.wait adds and removes a callback on each).
+        self._slot_freed = asyncio.Event()
         # (stream, entry id) of entries whose handler failed, left pending on purpose
         # until the claim deadline: not stranded.
         self._left_pending: set[tuple[str, str]] = set()
@@ -301,7 +305,11 @@ class StreamConsumer:
         for entry in entries:
             task = asyncio.create_task(self._handle(entry))
             self._inflight[task] = entry
-            task.add_done_callback(self._inflight.pop)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task)
+        self._slot_freed.set()
 
     async def poll(self, block_ms: int | None) -> int:
         """One round: reclaim stale entries, read new ones, start them; returns how many."""
@@ -363,9 +371,10 @@ class StreamConsumer:
                     await self._heartbeat()
                     next_heartbeat = now + heartbeat_every
                 if len(self._inflight) >= self.concurrency:
-                    await asyncio.wait(
-                        set(self._inflight), timeout=heartbeat_every, return_when="FIRST_COMPLETED"
-                    )
+                    self._slot_freed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(heartbeat_every):
+                            await self._slot_freed.wait()
                     continue
                 room = self.concurrency - len(self._inflight)
                 entries: list[_Entry] = []
