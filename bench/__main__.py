@@ -39,7 +39,9 @@ from bench.stackrun import bench_stack, wait_drained
 from dev.infra import unix_socket_dir
 from dev.stack import REPO_ROOT
 
-PIPELINE_POINTS = [(1, 60), (4, 160), (10, 300)]  # (concurrent users, prompts)
+# (concurrent users, prompts, pace): back to back (pace 0), each user sending its next
+# prompt the moment the last reply is done; then the 10 users at one prompt a second each.
+PIPELINE_POINTS = [(1, 60, 0.0), (4, 160, 0.0), (10, 300, 0.0), (10, 200, 1.0)]
 PROFILE_SECONDS = 5.0
 # What a process costs before it does anything: Python, the web framework, the Gemini SDK,
 # and each service's app module with everything it imports.
@@ -184,12 +186,15 @@ class Bench:
             self.say("POST → first SSE token → completed (Python driver, bench/pipeline.py)")
             self.r["sse"] = []
             with Watch(pids) as peak_sse:
-                for clients, messages in PIPELINE_POINTS:
+                for clients, messages, pace in PIPELINE_POINTS:
                     messages = max(clients, messages // (4 if self.quick else 1))
-                    pt = asyncio.run(pipeline.measure(gateway, messages, clients, quiet=True))
+                    pt = asyncio.run(
+                        pipeline.measure(gateway, messages, clients, quiet=True, pace=pace)
+                    )
                     self.r["sse"].append(pt)
+                    how = f", one prompt every {pace:g} s each" if pace else ""
                     self.say(
-                        f"  {clients:>2} users: first token p50 {pt['first']['p50']:.1f} ms,"
+                        f"  {clients:>2} users{how}: first token p50 {pt['first']['p50']:.1f} ms,"
                         f" p99 {pt['first']['p99']:.1f} ms; completed p50"
                         f" {pt['done']['p50']:.1f} ms ({pt['rate']:.0f} prompts/s)"
                     )
@@ -244,7 +249,7 @@ def main() -> None:
     text = report.document(r, args.plot.relative_to(args.out.parent))
     print("\n" + text)
     if not args.quick:
-        report.plot(r["sse"], args.plot)
+        report.plot(report.back_to_back(r), args.plot)
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out} and {args.plot} ({r['elapsed']:.0f} s)")
 

@@ -78,15 +78,23 @@ async def client_loop(
     count: int,
     results: list,
     until: float,
+    pace: float = 0.0,
 ) -> None:
+    """One user: ``count`` prompts, each sent when the reply before it is done and, with
+    ``pace``, no sooner than ``pace`` seconds after the one before was sent."""
     headers = await login(api)
     room = (await api.post("/api/v1/chatroom", json={"name": "bench"}, headers=headers)).json()[
         "data"
     ]["chatroom"]["id"]
+    if pace:  # the users start at different moments, as people do
+        await asyncio.sleep(secrets.SystemRandom().uniform(0, pace))
     for i in range(count):
-        if time.perf_counter() > until:
+        sent = time.perf_counter()
+        if sent > until:
             return
         results.append(await one_prompt(session, headers, room, i))
+        if pace:
+            await asyncio.sleep(max(0.0, sent + pace - time.perf_counter()))
 
 
 async def measure(
@@ -96,9 +104,11 @@ async def measure(
     *,
     seconds: float = float("inf"),
     quiet: bool = False,
+    pace: float = 0.0,
 ) -> dict:
     """Run the prompts (at most ``seconds``); returns the first-token and completed
-    percentiles (ms) and the rate."""
+    percentiles (ms) and the rate. ``pace``: each user sends a prompt every ``pace``
+    seconds (or as soon as its reply is done, if that takes longer); 0, back to back."""
     results: list[tuple[float, float, float]] = []
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=60) as api,
@@ -112,7 +122,7 @@ async def measure(
         per_client = max(1, messages // clients)
         until = started + seconds
         await asyncio.gather(
-            *(client_loop(api, session, per_client, results, until) for _ in range(clients))
+            *(client_loop(api, session, per_client, results, until, pace) for _ in range(clients))
         )
         elapsed = time.perf_counter() - started
     first = percentiles([r[0] * 1000 for r in results])
@@ -120,6 +130,7 @@ async def measure(
     post = percentiles([r[2] * 1000 for r in results])
     figures = {
         "clients": clients,
+        "pace": pace,
         "prompts": len(results),
         "elapsed": elapsed,
         "rate": len(results) / elapsed,
@@ -128,7 +139,9 @@ async def measure(
         "post": post,
     }
     if not quiet:
-        print(f"\n{len(results)} prompts, {clients} concurrent users, simulator at zero latency")
+        how = f"one prompt every {pace:g} s each" if pace else "back to back"
+        print(f"\n{len(results)} prompts, {clients} concurrent users ({how}),", end=" ")
+        print("simulator at zero latency")
         print(f"{'ms':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
         for label, p in (("POST → first SSE token", first), ("POST → completed", done)):
             print(f"{label:<28}" + "".join(f"{p[k]:>8.1f}" for k in ("p50", "p95", "p99", "max")))
@@ -140,9 +153,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline")
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="seconds between one user's prompts (default 0: each as soon as the last is done)",
+    )
     args = parser.parse_args()
     with bench_stack(SERVICES, ENV) as stack:
-        asyncio.run(measure(stack.url("gateway"), args.messages, args.clients))
+        asyncio.run(measure(stack.url("gateway"), args.messages, args.clients, pace=args.pace))
 
 
 if __name__ == "__main__":
