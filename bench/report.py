@@ -456,6 +456,10 @@ def _not_installed_mb(r: dict, module: str) -> float:
     return sum(profile["own"][name] for name in profile["not_installed"]) / MB
 
 
+# A process at this share of one core is bound by it, whatever its concurrency allows.
+CORE_BOUND_PERCENT = 85
+
+
 def _ms_list(per: dict[str, float]) -> str:
     return ", ".join(f"{n} {v:.2f}" for n, v in per.items() if v >= 0.01)
 
@@ -576,23 +580,35 @@ def gaps(r: dict) -> str:
             f" every 100 ms for the whole run: they queue behind one another in the one event"
             f" loop, and a reply takes {took:.2f} s instead of 1. No model's traffic looks like"
             f" that; once the first prompts arrive over one reply time, the chunks spread out"
-            f" and the worker keeps up. Scaling out is the design's answer beyond one core:"
-            f" the two-process rows."
+            + (
+                f". Here, though, one core is the limit: at {per_reply:.1f} ms a reply it fills"
+                f" near {1000 / per_reply:.0f} replies/s, below the model's ceiling of"
+                f" {top['concurrency']}/s."
+                if cpu >= CORE_BOUND_PERCENT
+                else " and the worker keeps up."
+            )
+            + " Scaling out is the design's answer beyond one core: the two-process rows."
         )
 
     imports = r["imports"]
     genai = imports.get("google.genai", 0)
     worker = imports.get("ai_worker.app", 0)
-    own = r.get("import_profiles", {}).get("ai_worker.app", {}).get("own", {})
-    largest = ", ".join(f"{name} {size / MB:.0f}" for name, size in list(own.items())[:5])
+    profile = r.get("import_profiles", {}).get("ai_worker.app", {})
+    installed = [
+        (name, size)
+        for name, size in profile.get("own", {}).items()
+        if name not in profile.get("not_installed", [])
+    ]
+    largest = ", ".join(f"{name} {size / MB:.0f}" for name, size in installed[:5])
     rest = r["worker"]["rest"].get("ai-worker", 0) / MB
     peak = _rss_peak(*(lv["peak_rss"] for lv in r["worker"]["levels"])).get("ai-worker", 0)
     top = max((lv["concurrency"] for lv in _single_process(r)), default=1)
     out.append(
         f"- **Memory** (the ai-worker is the one over 100 MB): importing google-genai alone"
         f" takes {_mb(genai)} MB and the worker's app module {_mb(worker)} MB before it has"
-        f' done anything (in this venv: "What the imports cost" below); by package ({largest}'
-        f' MB: "Where that goes" below) it is the libraries the design names, the SDK first.'
+        f' done anything (in this venv: "What the imports cost" below); by package, of what'
+        f' its image installs ({largest} MB: "Where that goes" below), it is the libraries'
+        f" the design names, the SDK first."
         f" Running with only what its image installs, it held {rest:.0f} MB at rest and"
         f" {peak / MB:.0f} MB at concurrency {top}. The growth under load is what {top}"
         f" replies in flight hold, about {(peak / MB - rest) * 1024 / top:.0f} KB a reply: a"
