@@ -239,7 +239,9 @@ def summary(r: dict) -> str:
             "≤ 10 ms p50, ≤ 30 ms p99 at 10 users",
             _yes(one["first"]["p50"] <= 10 and ten["first"]["p99"] <= 30),
             f"`python -m bench.pipeline --clients 1 --messages {one['prompts']}` (and"
-            f" `--clients {ten['clients']}`)",
+            f" `--clients {ten['clients']}`"
+            + (f"; `--clients {paced['clients']} --pace {paced['pace']:g}`" if paced else "")
+            + ")",
         )
     )
     levels = [lv for lv in r["worker"]["levels"] if "error" not in lv]
