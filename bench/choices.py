@@ -16,6 +16,16 @@ Writes docs/bench-choices.md (linked from BENCHMARKS.md).
 6. the chatroom list cache holding the response body (as deployed) or the rooms' rows: the
    CPU a cached read costs chat beyond the Redis GET both make, for a page of 3 and of 20
    rooms (in-process, no stack).
+7. google-genai's transport, aiohttp (the worker's own session) or httpx (the SDK's
+   default without aiohttp): CPU and time a 10-chunk reply costs the worker, against the
+   simulator at zero latency.
+8. Redis replies read by hiredis (as installed) or by redis-py's own Python parser: the time
+   to parse an XADD's reply, a cached page (700 bytes) and a 10-entry stream read.
+9. the JSON log line rendered by orjson (as configured) or the standard library's json:
+   microseconds per access-log line (in-process).
+
+    python -m bench.choices              # every section, rewrites docs/bench-choices.md
+    python -m bench.choices parser json  # only these; their sections replaced in place
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -168,7 +179,7 @@ async def _gemini(url: str) -> list[str]:
 
     async def wire(i: int) -> tuple[float, float]:
         started = time.perf_counter()
-        stream = generator._chunks(build_contents(f"p{i}", history))
+        stream = generator._chunks(settings.gemini_model, build_contents(f"p{i}", history))
         await anext(stream)
         first = time.perf_counter()
         async for _ in stream:
@@ -369,7 +380,191 @@ def list_cache() -> list[str]:
     return lines
 
 
+async def _transports(url: str) -> list[str]:
+    import httpx as httpx_lib
+    from google import genai
+    from google.genai import types
+
+    from ai_worker.generation import ReplyGenerator, build_contents, create_client, http_session
+    from ai_worker.settings import Settings
+
+    os.environ.update(GEMINI_BASE_URL=url, GOOGLE_GEMINI_API_KEY="sim-key", APP_ENV="test")
+    settings = Settings(_env_file=None)
+    session = http_session()
+    httpx_client = httpx_lib.AsyncClient(timeout=30)
+    clients = {
+        "aiohttp, the worker's own session (as deployed)": create_client(settings, session),
+        "httpx": genai.Client(
+            api_key=settings.google_gemini_api_key,
+            http_options=types.HttpOptions(
+                base_url=settings.gemini_base_url,
+                api_version=settings.gemini_api_version,
+                timeout=int(settings.gemini_request_timeout_seconds * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_async_client=httpx_client,
+            ),
+        ),
+    }
+    generators = {name: ReplyGenerator(c, None, settings) for name, c in clients.items()}
+
+    async def replies(generator: ReplyGenerator, count: int) -> tuple[float, float]:
+        """(client CPU, wall) per reply, in ms: ``count`` replies, 8 at a time."""
+
+        async def one(i: int) -> None:
+            async for _ in generator._chunks(settings.gemini_model, build_contents(f"p{i}", [])):
+                pass
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        for start in range(0, count, 8):
+            await asyncio.gather(*(one(i) for i in range(start, start + 8)))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return cpu / count * 1000, wall / count * 1000
+
+    for generator in generators.values():  # warm-up: connections, the SDK's first call
+        await replies(generator, 16)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in generators}
+    for _ in range(ROUNDS):
+        for name, generator in generators.items():
+            results[name].append(await replies(generator, 400))
+    for c in clients.values():
+        await c.aio.aclose()
+    await session.close()
+    await httpx_client.aclose()
+    lines = [
+        "| transport | client CPU ms a reply, each round | wall ms a reply (8 at a time),"
+        " each round | median CPU ms | median wall ms |",
+        "|---|---|---|---:|---:|",
+    ]
+    for name, runs in results.items():
+        cpus, walls = [c for c, _ in runs], [w for _, w in runs]
+        lines.append(
+            f"| {name} | {' / '.join(f'{c:.2f}' for c in cpus)}"
+            f" | {' / '.join(f'{w:.2f}' for w in walls)}"
+            f" | {statistics.median(cpus):.2f} | {statistics.median(walls):.2f} |"
+        )
+    return lines
+
+
+def transports() -> list[str]:
+    env = {"GEMINI_SIM_TOKEN_DELAY_MS": "0", "GEMINI_SIM_REPLY_TOKENS": "10"}
+    with bench_stack(["gemini-sim"], env) as stack:
+        return asyncio.run(_transports(stack.url("gemini-sim")))
+
+
+async def _parsers() -> list[str]:
+    from redis._parsers import Encoder, _AsyncRESP2Parser
+    from redis.asyncio.connection import DefaultParser
+
+    parsers = {
+        f"hiredis (as installed: {DefaultParser.__name__})": DefaultParser,
+        "redis-py's Python parser": _AsyncRESP2Parser,
+    }
+
+    def bulk(text: str) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(text), text.encode())
+
+    def entries(count: int) -> bytes:  # XREADGROUP: one stream, ``count`` token entries
+        entry = b"*2\r\n" + bulk("1795994475765-0") + b"*4\r\n" + bulk("type") + bulk("token")
+        entry += bulk("text") + bulk("tok ")
+        return b"*1\r\n*2\r\n" + bulk("ai.r.x") + b"*%d\r\n" % count + entry * count
+
+    replies = {
+        "XADD's entry id": bulk("1795994475765-0"),
+        "a cached page (GET, 700 bytes)": bulk('{"status":"success"' + "x" * 681),
+        "XREADGROUP, 10 entries": entries(10),
+    }
+
+    class Connection:  # what a parser takes from its connection
+        def __init__(self) -> None:
+            self._reader = asyncio.StreamReader()
+            self.encoder = Encoder("utf-8", "strict", True)
+
+    async def run(parser_class: type, reply: bytes, count: int = 20_000) -> float:
+        connection = Connection()
+        parser = parser_class(socket_read_size=65536)
+        parser.on_connect(connection)
+        start = time.process_time()
+        for _ in range(count):
+            connection._reader.feed_data(reply)
+            await parser.read_response()
+        return (time.process_time() - start) / count * 1e6
+
+    results = {name: {kind: [] for kind in replies} for name in parsers}
+    for _ in range(ROUNDS):
+        for name, parser_class in parsers.items():
+            for kind, reply in replies.items():
+                results[name][kind].append(await run(parser_class, reply))
+    kinds = list(replies)
+    lines = [
+        "| replies read by | "
+        + " | ".join(f"µs to read {k}, each round" for k in kinds)
+        + " | "
+        + " | ".join(f"median, {k}" for k in kinds)
+        + " |",
+        "|---|" + "---|" * len(kinds) + "---:|" * len(kinds),
+    ]
+    for name, by_kind in results.items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(" / ".join(f"{v:.2f}" for v in by_kind[k]) for k in kinds)
+            + " | "
+            + " | ".join(f"{statistics.median(by_kind[k]):.2f}" for k in kinds)
+            + " |"
+        )
+    return lines
+
+
+def parsers() -> list[str]:
+    return asyncio.run(_parsers())
+
+
+def json_renderers() -> list[str]:
+    import orjson
+    import structlog
+
+    event = {
+        "method": "GET",
+        "path": "/api/v1/chatroom",
+        "status": 200,
+        "duration_ms": 1.23,
+        "event": "http.request",
+        "service": "chat",
+        "level": "info",
+        "logger": "shared.http",
+        "timestamp": "2026-11-30T00:00:00.000000Z",
+        "request_id": "5f0c6d2e8f7b4a0c9d3e1f2a3b4c5d6e",
+    }
+    renderers = {
+        "orjson (as configured: shared/logging.py)": structlog.processors.JSONRenderer(
+            serializer=orjson.dumps
+        ),
+        "the standard library's json": structlog.processors.JSONRenderer(),
+    }
+    results: dict[str, list[float]] = {name: [] for name in renderers}
+    for _ in range(ROUNDS):
+        for name, render in renderers.items():
+            count = 50_000
+            start = time.process_time()
+            for _ in range(count):
+                render(None, "info", dict(event))
+            results[name].append((time.process_time() - start) / count * 1e6)
+    lines = ["| the line rendered by | µs a line, each round | median µs |", "|---|---|---:|"]
+    for name, values in results.items():
+        lines.append(
+            f"| {name} | {' / '.join(f'{v:.2f}' for v in values)}"
+            f" | {statistics.median(values):.2f} |"
+        )
+    return lines
+
+
 def main() -> None:
+    wanted = sys.argv[1:]
+    unknown = [name for name in wanted if name not in ALONE]
+    if unknown:
+        raise SystemExit(f"unknown section(s) {unknown}; choose from {sorted(ALONE)}")
+    if wanted:
+        measure_alone(wanted)
+        return
     m = machine()
     sections = []
     print("1. uvicorn or granian, and gc.freeze...", flush=True)
@@ -394,6 +589,10 @@ def main() -> None:
     sections.append(
         ("6. The chatroom list cache: the response body or the rows", list_cache(), CACHE_NOTE)
     )
+    for name in ("transport", "parser", "json"):
+        title, measure, note = ALONE[name]
+        print(f"{title}...", flush=True)
+        sections.append((title, measure(), note))
     text = f"""# Choices, measured both ways
 
 Written by `python -m bench.choices` ({m["date"]}, {m["cpu"]}, Python {m["python"]}): each
@@ -454,6 +653,70 @@ CACHE_NOTE = (
     "use cases (`chat/rooms.py`) deal in rows and only say, after a commit, that a "
     "user's list changed."
 )
+
+TRANSPORT_NOTE = (
+    "400 replies of 10 chunks each way, 8 at a time, through the worker's own request"
+    " (`ReplyGenerator._chunks`: the REST JSON over the SDK's API client). Kept: **aiohttp**,"
+    " the worker's own session (`ai_worker/generation.py` `http_session`): httpx costs the"
+    " worker about three times the CPU a reply here. aiohttp is already"
+    " the design's client for the gateway's forwarding, and the worker's session also skips"
+    " the proxy and netrc look-ups the SDK's own makes on every request."
+)
+PARSER_NOTE = (
+    "The parse alone, in-process: each reply fed to the parser as redis-py's connection"
+    " feeds it, 20,000 times (no round trip, which costs far more than any parse). Kept:"
+    " **hiredis** (a dependency of `shared`), which redis-py uses by itself when it is"
+    " installed: about half the time for a short reply, and a small fraction of it for a"
+    " stream read, whose nested arrays the Python parser reads element by element (the"
+    " worker's and chat's consumers, and every SSE stream, read such replies)."
+)
+JSON_NOTE = (
+    "The access-log line every request writes, with the fields it has, rendered by"
+    " structlog's JSONRenderer. Kept: **orjson** (`shared/logging.py`); the line's other"
+    " processors (time stamp, request id, level, phone-number masking) are the same both ways."
+)
+
+# The sections that can be measured on their own: name -> (title, measure, note).
+ALONE: dict[str, tuple[str, Callable[[], list[str]], str]] = {
+    "gemini": ("2. Reading a reply: google-genai's types or the REST JSON", gemini, GEMINI_NOTE),
+    "transport": (
+        "7. google-genai's transport: aiohttp or httpx",
+        transports,
+        TRANSPORT_NOTE,
+    ),
+    "parser": ("8. Redis replies: hiredis or redis-py's own parser", parsers, PARSER_NOTE),
+    "json": ("9. The JSON log line: orjson or the standard library", json_renderers, JSON_NOTE),
+    "cache": (
+        "6. The chatroom list cache: the response body or the rows",
+        list_cache,
+        CACHE_NOTE,
+    ),
+}
+
+
+def measure_alone(names: list[str]) -> None:
+    """Measure only ``names`` and put their sections into docs/bench-choices.md in place
+    (a section not there yet goes at the end), each saying when it was measured."""
+    m = machine()
+    out = REPO_ROOT / "docs" / "bench-choices.md"
+    text = out.read_text(encoding="utf-8")
+    for name in names:
+        title, measure, note = ALONE[name]
+        print(f"{title}...", flush=True)
+        lines = measure()
+        section = (
+            f"## {title}\n\n(Measured alone, `python -m bench.choices {name}`, {m['date']},"
+            f" {m['cpu']}.)\n\n" + "\n".join(lines) + f"\n\n{note}\n"
+        )
+        start = text.find(f"## {title}\n")
+        if start < 0:
+            text = text.rstrip("\n") + "\n\n" + section
+        else:
+            end = text.find("\n## ", start + 1)
+            text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
+        print(section, flush=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
