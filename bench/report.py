@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -800,6 +801,30 @@ def changes() -> str:
     return "\n".join(lines)
 
 
+CHOICES = Path(__file__).resolve().parent.parent / "docs" / "bench-choices.md"
+
+
+def choices() -> str:
+    """docs/bench-choices.md's sections, as ``python -m bench.choices`` last wrote them
+    (``make bench`` does not measure them again): each choice both ways and the one kept."""
+    if not CHOICES.exists():
+        return "Not measured yet: `python -m bench.choices`."
+    text = CHOICES.read_text(encoding="utf-8")
+    first = text.find("\n## ")
+    written = re.search(r"Written by `python -m bench.choices` \((.*?)\):", text, re.S)
+    intro = (
+        "Each choice measured both ways in one run, alternating, by `python -m bench.choices`"
+        " (`make bench` does not run it), copied from"
+        " [docs/bench-choices.md](docs/bench-choices.md): the whole set"
+        + (f" on {' '.join(written.group(1).split())}" if written else "")
+        + "; a section measured again alone since says when."
+    )
+    if first < 0:
+        return intro
+    body = text[first + 1 :].replace("\n## ", "\n### ")
+    return intro + "\n\n" + "#" + body.rstrip("\n")
+
+
 def document(r: dict, plot_path: Path) -> str:
     m = r["machine"]
     http = _http(r)
@@ -843,6 +868,10 @@ this repository).
 ## Changes and what they did
 
 {changes()}
+
+## Server and library choices
+
+{choices()}
 
 ## Where the time goes
 
