@@ -383,9 +383,14 @@ def list_cache() -> list[str]:
 async def _transports(url: str) -> list[str]:
     import httpx as httpx_lib
     from google import genai
-    from google.genai import types
 
-    from ai_worker.generation import ReplyGenerator, build_contents, create_client, http_session
+    from ai_worker.generation import (
+        ReplyGenerator,
+        build_contents,
+        create_client,
+        http_options,
+        http_session,
+    )
     from ai_worker.settings import Settings
 
     os.environ.update(GEMINI_BASE_URL=url, GOOGLE_GEMINI_API_KEY="sim-key", APP_ENV="test")
@@ -396,13 +401,7 @@ async def _transports(url: str) -> list[str]:
         "aiohttp, the worker's own session (as deployed)": create_client(settings, session),
         "httpx": genai.Client(
             api_key=settings.google_gemini_api_key,
-            http_options=types.HttpOptions(
-                base_url=settings.gemini_base_url,
-                api_version=settings.gemini_api_version,
-                timeout=int(settings.gemini_request_timeout_seconds * 1000),
-                retry_options=types.HttpRetryOptions(attempts=1),
-                httpx_async_client=httpx_client,
-            ),
+            http_options=http_options(settings, httpx_async_client=httpx_client),
         ),
     }
     generators = {name: ReplyGenerator(c, None, settings) for name, c in clients.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 import aiohttp
 import structlog
@@ -67,18 +68,26 @@ def http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
 
 
-def create_client(settings: Settings, session: aiohttp.ClientSession) -> genai.Client:
-    """The process's one Gemini client, on ``session`` (which the caller closes). Its own
-    retries are off: :class:`ReplyGenerator` retries (with ``attempts=1`` the SDK also
-    skips its hidden retry of connection errors)."""
-    http_options = types.HttpOptions(
+def http_options(settings: Settings, **transport: Any) -> types.HttpOptions:
+    """The Gemini client's options over the given transport (``aiohttp_client=``, or
+    ``httpx_async_client=`` as bench/choices.py compares). Its own retries are off:
+    :class:`ReplyGenerator` retries (with ``attempts=1`` the SDK also skips its hidden
+    retry of connection errors)."""
+    return types.HttpOptions(
         base_url=settings.gemini_base_url,
         api_version=settings.gemini_api_version,
         timeout=int(settings.gemini_request_timeout_seconds * 1000),
         retry_options=types.HttpRetryOptions(attempts=1),
-        aiohttp_client=session,
+        **transport,
     )
-    return genai.Client(api_key=settings.google_gemini_api_key, http_options=http_options)
+
+
+def create_client(settings: Settings, session: aiohttp.ClientSession) -> genai.Client:
+    """The process's one Gemini client, on ``session`` (which the caller closes)."""
+    return genai.Client(
+        api_key=settings.google_gemini_api_key,
+        http_options=http_options(settings, aiohttp_client=session),
+    )
 
 
 # -- the request and its chunks, in the REST API's JSON --------------------------------------
