@@ -294,15 +294,18 @@ class ReplyGenerator:
             if not limit.expired():
                 limit.reschedule(loop.time())
 
+        def due() -> float:  # when the next chunk would be late
+            return min(last_chunk + chunk_timeout, deadline)
+
         def watch() -> None:
             nonlocal watchdog
-            due = min(last_chunk + chunk_timeout, deadline)
-            if loop.time() >= due:
+            at = due()
+            if loop.time() >= at:
                 expire()
             else:
-                watchdog = loop.call_at(due, watch)
+                watchdog = loop.call_at(at, watch)
 
-        watchdog = loop.call_at(min(last_chunk + chunk_timeout, deadline), watch)
+        watchdog = loop.call_at(due(), watch)
         stop_waiter = asyncio.ensure_future(stopped.wait())
         stop_waiter.add_done_callback(expire)
         writer = self.appends.writer(reply_id, ttl=self.settings.reply_stream_ttl_seconds)
