@@ -37,7 +37,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -64,8 +64,16 @@ def _wait_up(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _p99(run: wrk.WrkRun) -> str:
-    return f"{run.latency_ms.get('p99', 0):.1f}"
+def _row(name: str, series: Sequence[Sequence[float]], formats: Sequence[str]) -> str:
+    """A table row: each series' value in every round, then each series' median, each
+    series in its own format."""
+    rounds = [
+        " / ".join(format(v, f) for v in values) for values, f in zip(series, formats, strict=True)
+    ]
+    medians = [
+        format(statistics.median(values), f) for values, f in zip(series, formats, strict=True)
+    ]
+    return "| " + " | ".join([name, *rounds, *medians]) + " |"
 
 
 def _serve(argv: list[str], env: dict[str, str], port: int):
@@ -128,12 +136,8 @@ def servers() -> tuple[list[str], list[str]]:
         ]
         for name in names:
             runs = results[name]
-            lines.append(
-                f"| {name} | {' / '.join(f'{r.rate:,.0f}' for r in runs)} |"
-                f" {' / '.join(_p99(r) for r in runs)} |"
-                f" {statistics.median(r.rate for r in runs):,.0f} |"
-                f" {statistics.median(r.latency_ms.get('p99', 0) for r in runs):.1f} |"
-            )
+            rates, p99s = [r.rate for r in runs], [r.latency_ms.get("p99", 0) for r in runs]
+            lines.append(_row(name, [rates, p99s], [",.0f", ".1f"]))
         return lines
 
     server = table(["uvicorn, as deployed", *(["granian"] if granian else [])])
@@ -244,10 +248,7 @@ async def _appends(url: str) -> list[str]:
     await redis.aclose()
     lines = ["| TTL restarted | appends/s, each round | median |", "|---|---|---:|"]
     for name, rates in results.items():
-        lines.append(
-            f"| {name} | {' / '.join(f'{r:,.0f}' for r in rates)} |"
-            f" {statistics.median(rates):,.0f} |"
-        )
+        lines.append(_row(name, [rates], [",.0f"]))
     return lines
 
 
@@ -294,11 +295,7 @@ async def _pools(url: str) -> list[str]:
     ]
     for name, runs in results.items():
         rates, costs = [r for r, _ in runs], [c for _, c in runs]
-        lines.append(
-            f"| {name} | {' / '.join(f'{r:,.0f}' for r in rates)}"
-            f" | {' / '.join(f'{c:.0f}' for c in costs)}"
-            f" | {statistics.median(rates):,.0f} | {statistics.median(costs):.0f} |"
-        )
+        lines.append(_row(name, [rates, costs], [",.0f", ".0f"]))
     return lines
 
 
@@ -372,11 +369,7 @@ def list_cache() -> list[str]:
                     read()
                 results[name][size].append((time.process_time() - start) / count * 1e6)
     for name, by_size in results.items():
-        lines.append(
-            f"| {name} | {' / '.join(f'{v:.1f}' for v in by_size[3])}"
-            f" | {' / '.join(f'{v:.1f}' for v in by_size[20])}"
-            f" | {statistics.median(by_size[3]):.1f} | {statistics.median(by_size[20]):.1f} |"
-        )
+        lines.append(_row(name, [by_size[3], by_size[20]], [".1f", ".1f"]))
     return lines
 
 
@@ -436,11 +429,7 @@ async def _transports(url: str) -> list[str]:
     ]
     for name, runs in results.items():
         cpus, walls = [c for c, _ in runs], [w for _, w in runs]
-        lines.append(
-            f"| {name} | {' / '.join(f'{c:.2f}' for c in cpus)}"
-            f" | {' / '.join(f'{w:.2f}' for w in walls)}"
-            f" | {statistics.median(cpus):.2f} | {statistics.median(walls):.2f} |"
-        )
+        lines.append(_row(name, [cpus, walls], [".2f", ".2f"]))
     return lines
 
 
@@ -503,13 +492,7 @@ async def _parsers() -> list[str]:
         "|---|" + "---|" * len(kinds) + "---:|" * len(kinds),
     ]
     for name, by_kind in results.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(" / ".join(f"{v:.2f}" for v in by_kind[k]) for k in kinds)
-            + " | "
-            + " | ".join(f"{statistics.median(by_kind[k]):.2f}" for k in kinds)
-            + " |"
-        )
+        lines.append(_row(name, [by_kind[k] for k in kinds], [".2f"] * len(kinds)))
     return lines
 
 
@@ -549,10 +532,7 @@ def json_renderers() -> list[str]:
             results[name].append((time.process_time() - start) / count * 1e6)
     lines = ["| the line rendered by | µs a line, each round | median µs |", "|---|---|---:|"]
     for name, values in results.items():
-        lines.append(
-            f"| {name} | {' / '.join(f'{v:.2f}' for v in values)}"
-            f" | {statistics.median(values):.2f} |"
-        )
+        lines.append(_row(name, [values], [".2f"]))
     return lines
 
 

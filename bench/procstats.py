@@ -266,7 +266,11 @@ def _required(distribution: str) -> set[str]:
     return {name for name, _ in seen}
 
 
-def _outside(packages: Iterable[str], distribution: str) -> list[str]:
+def not_in_its_install(packages: Iterable[str], distribution: str) -> list[str]:
+    """Those of ``packages`` (top-level modules) that come from a distribution outside
+    ``distribution``'s requirements: imported here only because this venv also holds the
+    tests' tools; an install of that service alone, as its image is built, does not have
+    them."""
     from importlib import metadata
 
     from packaging.utils import canonicalize_name
@@ -281,17 +285,9 @@ def _outside(packages: Iterable[str], distribution: str) -> list[str]:
     ]
 
 
-def not_in_its_install(packages: list[str], distribution: str) -> list[str]:
-    """Those of ``packages`` (top-level modules) that come from a distribution outside
-    ``distribution``'s requirements: imported here only because this venv also holds the
-    tests' tools; an install of that service alone, as its image is built, does not have
-    them."""
-    return _outside(packages, distribution)
-
-
 def absent_packages(distribution: str) -> list[str]:
     """Every top-level package of this venv that an install of ``distribution`` alone
     would not have (bench/installed_only/sitecustomize.py hides them)."""
     from importlib import metadata
 
-    return sorted(_outside(metadata.packages_distributions(), distribution))
+    return sorted(not_in_its_install(metadata.packages_distributions(), distribution))
