@@ -205,6 +205,10 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
     ``FORWARDED_ALLOW_IPS``: then it is the right-most X-Forwarded-For address not listed
     (uvicorn's ProxyHeadersMiddleware; CIDRs allowed). Always passed explicitly, so uvicorn's
     own default (trust loopback) never applies.
+
+    No service speaks WebSocket (replies stream over SSE), so none loads a WebSocket
+    protocol (``ws="none"``; uvicorn's "auto" imports one, ~2.5 MB a process): an upgrade
+    request is answered as the plain HTTP request it also is.
     """
     return {
         "host": settings.host,
@@ -214,6 +218,7 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "server_header": False,
+        "ws": "none",
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": SERVER_KEEP_ALIVE_SECONDS,
     }
