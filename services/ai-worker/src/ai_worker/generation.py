@@ -139,6 +139,47 @@ def clean_title(text: str) -> str:
     return line
 
 
+class Watchdog:
+    """Ends an attempt (expires its ``limit``) once its next chunk is late or its deadline
+    has passed, or at once when :meth:`expire` is called (a stop). One timer for the whole
+    attempt, which, when it fires, looks at when the last chunk came and either expires the
+    limit or waits again: not a timer made and cancelled for every chunk (the chunks are
+    the hot path). :meth:`cancel` when the attempt ends.
+
+    A class rather than a closure that schedules itself: such a closure holds itself in its
+    own cell, a reference cycle that kept every finished attempt's task, timeout and context
+    alive until the garbage collector's next full pass. Cancelled, this one is freed as
+    soon as the attempt lets go of it."""
+
+    def __init__(self, limit: asyncio.Timeout, chunk_timeout: float, deadline: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.limit = limit
+        self.chunk_timeout = chunk_timeout
+        self.deadline = deadline
+        self.last_chunk = self.loop.time()
+        self._timer = self.loop.call_at(self._due(), self._check)
+
+    def chunk_came(self) -> None:
+        self.last_chunk = self.loop.time()
+
+    def expire(self, _: object = None) -> None:
+        if not self.limit.expired():
+            self.limit.reschedule(self.loop.time())
+
+    def cancel(self) -> None:
+        self._timer.cancel()  # drops its callback: no reference back to this watchdog
+
+    def _due(self) -> float:  # when the next chunk would be late
+        return min(self.last_chunk + self.chunk_timeout, self.deadline)
+
+    def _check(self) -> None:
+        at = self._due()
+        if self.loop.time() >= at:
+            self.expire()
+        else:
+            self._timer = self.loop.call_at(at, self._check)
+
+
 class ReplyGenerator:
     """Generates replies with Gemini: one per process, shared by all concurrent replies."""
 
@@ -279,35 +320,13 @@ class ReplyGenerator:
         under a timeout, so a Redis call can never absorb one (see service._renewing)."""
         loop = asyncio.get_running_loop()
         request_timeout = self.settings.gemini_request_timeout_seconds
-        chunk_timeout = self.settings.gemini_chunk_timeout_seconds
         deadline = loop.time() + request_timeout
-        draft.started_at = last_chunk = loop.time()
+        draft.started_at = loop.time()
         stream = self._chunks(model, contents)  # sends nothing yet
-        # One timeout for the whole attempt, fired by a watchdog that wakes when the
-        # next chunk would be late and looks at when the last one came, instead of a
-        # timer rescheduled for every chunk (the chunks are the hot path). A stop fires
-        # it at once.
         limit = asyncio.timeout(None)
-        watchdog: asyncio.TimerHandle
-
-        def expire(_: object = None) -> None:
-            if not limit.expired():
-                limit.reschedule(loop.time())
-
-        def due() -> float:  # when the next chunk would be late
-            return min(last_chunk + chunk_timeout, deadline)
-
-        def watch() -> None:
-            nonlocal watchdog
-            at = due()
-            if loop.time() >= at:
-                expire()
-            else:
-                watchdog = loop.call_at(at, watch)
-
-        watchdog = loop.call_at(due(), watch)
+        watchdog = Watchdog(limit, self.settings.gemini_chunk_timeout_seconds, deadline)
         stop_waiter = asyncio.ensure_future(stopped.wait())
-        stop_waiter.add_done_callback(expire)
+        stop_waiter.add_done_callback(watchdog.expire)  # a stop ends the attempt at once
         writer = self.appends.writer(reply_id, ttl=self.settings.reply_stream_ttl_seconds)
         finished = False
         try:
@@ -316,7 +335,7 @@ class ReplyGenerator:
                     if stopped.is_set():
                         raise StopRequested
                     async for chunk in stream:
-                        last_chunk = loop.time()
+                        watchdog.chunk_came()
                         self._take(writer, chunk, draft)
                         if draft.prompt_block:
                             break
@@ -325,11 +344,11 @@ class ReplyGenerator:
                     raise StopRequested from None
                 if loop.time() >= deadline:
                     raise ModelTimeout(f"attempt took longer than {request_timeout:g}s") from None
-                raise ModelTimeout(f"no chunk for {chunk_timeout:g}s") from None
+                raise ModelTimeout(f"no chunk for {watchdog.chunk_timeout:g}s") from None
             finished = True
         finally:
             watchdog.cancel()
-            stop_waiter.remove_done_callback(expire)
+            stop_waiter.remove_done_callback(watchdog.expire)
             stop_waiter.cancel()
             await stream.aclose()
             if not finished:

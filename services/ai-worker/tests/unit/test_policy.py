@@ -1,14 +1,17 @@
 """What is retried, how long to wait, and what the person is told: on the SDK's own
 error classes, built from the bodies the Gemini API sends."""
 
+import asyncio
+import gc
 import uuid
+import weakref
 
 import aiohttp
 import pytest
 from google.genai import errors
 from tenacity import AsyncRetrying, RetryCallState
 
-from ai_worker.generation import build_contents
+from ai_worker.generation import Watchdog, build_contents
 from ai_worker.outcomes import (
     MESSAGES,
     Draft,
@@ -229,3 +232,37 @@ def test_a_failed_stream_gives_back_the_failure():
         "No.",
         "Par",
     )
+
+
+async def test_an_attempts_watchdog_is_freed_without_the_garbage_collector():
+    # A self-scheduling closure kept each finished attempt (its task, timeout, context)
+    # alive until the collector's next full pass: the watchdog must hold no cycle once
+    # cancelled, so reference counting alone frees it.
+    loop = asyncio.get_running_loop()
+    gc.collect()
+    gc.disable()
+    try:
+        watchdog = Watchdog(asyncio.timeout(None), 5.0, loop.time() + 30.0)
+        watchdog.chunk_came()
+        gone = weakref.ref(watchdog)
+        watchdog.cancel()
+        del watchdog
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+async def test_the_watchdog_expires_its_limit_once_a_chunk_is_late():
+    loop = asyncio.get_running_loop()
+    limit = asyncio.timeout(None)
+    watchdog = Watchdog(limit, 0.05, loop.time() + 30.0)
+    try:
+        with pytest.raises(TimeoutError):
+            async with limit:
+                for _ in range(4):  # chunks in time: the limit holds
+                    await asyncio.sleep(0.02)
+                    watchdog.chunk_came()
+                await asyncio.sleep(1.0)  # then none: expired after ~0.05 s
+        assert loop.time() - watchdog.last_chunk < 0.5
+    finally:
+        watchdog.cancel()
