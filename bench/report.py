@@ -803,6 +803,16 @@ CHANGES = [
         "81.4 / 79.1 / 74.6 MB",
         "80.8 / 78.4 / 74.0 MB",
     ),
+    (
+        "2026-11-30",
+        "shared.outbox: the relay waits for its wake-up event alone, under a timeout, and a"
+        " stop sets that event (one task for the loop's life), instead of two tasks and an"
+        " asyncio.wait at every wait; every commit with an event wakes it (timeit, uvloop,"
+        " two rounds each, the slow host)",
+        "µs a relay wake-up",
+        "29.3, 23.7",
+        "5.9, 6.4",
+    ),
 ]
 
 
