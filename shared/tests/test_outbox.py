@@ -128,3 +128,21 @@ async def test_running_relay_is_woken_by_notify(
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_batch_goes_out_in_the_order_it_was_written(messaging_pool, relay, redis, producer):
+    events = [registered() for _ in range(5)]
+    for event in events:
+        async with Database(messaging_pool).transaction() as tx:
+            await add(tx.conn, event, producer=producer)
+    # Rewrite the first two rows in place: their new versions sit after the others in the
+    # table, so reading the table in storage order would return them last.
+    async with messaging_pool.connection() as conn:
+        await conn.execute(
+            "UPDATE outbox SET envelope = envelope WHERE id IN"
+            " (SELECT id FROM outbox ORDER BY id LIMIT 2)"
+        )
+    assert await relay.drain() == 5
+    entries = await redis.xrange(stream_for(producer))
+    published = [decode(fields["envelope"])[1] for _, fields in entries]
+    assert [e.user_id for e in published] == [e.user_id for e in events]
