@@ -903,7 +903,12 @@ For each path: the CPU each process spent per request during the measured run (p
 time over the requests served; "wrk" is the driver), the rate at which that CPU would fill
 the machine, and the top of a py-spy profile of the same load run again for
 {r.get("profile_seconds", 5):.0f} s ("own time": the Python function on top of each sampled
-stack, which includes the C code it called; samples of a busy process only).
+stack, which includes the C code it called; samples of a busy process only). A thread inside
+a system call counts as busy, so a function that writes to a socket carries the time of
+that call, including the kernel waking the process at the other end: uvicorn's `send` and
+psycopg's `send_query_prepared` are mostly that. Measured with `perf record` instead (CPU
+only, 2026-11-30, chat under the POST load): 72% of chat's CPU was the interpreter itself
+(libpython), 13% the kernel, under 1% libpq, the rest spread over the C extensions.
 
 {profiles(r)}
 
