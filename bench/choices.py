@@ -294,8 +294,7 @@ async def _pools(url: str) -> list[str]:
         "|---|---|---|---:|---:|",
     ]
     for name, runs in results.items():
-        rates, costs = [r for r, _ in runs], [c for _, c in runs]
-        lines.append(_row(name, [rates, costs], [",.0f", ".0f"]))
+        lines.append(_row(name, list(zip(*runs, strict=True)), [",.0f", ".0f"]))
     return lines
 
 
@@ -428,8 +427,7 @@ async def _transports(url: str) -> list[str]:
         "|---|---|---|---:|---:|",
     ]
     for name, runs in results.items():
-        cpus, walls = [c for c, _ in runs], [w for _, w in runs]
-        lines.append(_row(name, [cpus, walls], [".2f", ".2f"]))
+        lines.append(_row(name, list(zip(*runs, strict=True)), [".2f", ".2f"]))
     return lines
 
 
