@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
 from shared.errors import Conflict, RateLimited
@@ -42,6 +42,10 @@ def make_app(ready: bool = True, readiness_details: bool = True) -> FastAPI:
     @app.get("/limited")
     async def limited() -> dict:
         raise RateLimited("Slow down.", retry_after=7)
+
+    @app.post("/raw")
+    async def raw(request: Request) -> dict:
+        return {"size": len(await request.body())}
 
     @app.get("/boom")
     async def boom() -> dict:
@@ -132,6 +136,43 @@ async def test_unhandled_exception_is_500_envelope_without_internals(client):
     body = assert_envelope(response, 500, "internal_error")
     assert "secret" not in response.text
     assert body["status"] == "error"
+
+
+async def test_a_client_that_leaves_mid_body_is_logged_as_499_not_as_an_error():
+    """The gateway reads each body itself: a client gone before its body came (a page
+    left) is the client's doing, a 499 in the access log and no error with a traceback."""
+    sent: list[dict] = []
+    messages = iter(
+        [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/raw",
+        "raw_path": b"/raw",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
+    with structlog.testing.capture_logs() as logs:
+        await make_app()(scope, receive, send)
+    events = {entry["event"]: entry for entry in logs}
+    assert "request.unhandled_error" not in events
+    assert events["request.client_disconnected"]["path"] == "/raw"
+    assert events["http.request"]["status"] == 499
+    assert sent[0]["status"] == 499
 
 
 async def test_client_request_id_is_kept_and_bad_one_replaced(client):

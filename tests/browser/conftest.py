@@ -18,6 +18,7 @@ from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
+    Response,
     async_playwright,
     expect,
 )
@@ -76,11 +77,15 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 
 class Console:
     """What the client's pages reported as errors: console.error lines and uncaught
-    exceptions. Other sites' pages (the Stripe simulator's checkout) are not the client's."""
+    exceptions. Other sites' pages (the Stripe simulator's checkout) are not the client's.
+    A server error (5xx) also brings its body and what the services logged about it, so a
+    failure says why without the service logs at hand (CI prints only the test output)."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, log_dir: Path | None = None) -> None:
         self.origin = origin
+        self.log_dir = log_dir
         self.errors: list[str] = []
+        self.server_errors: list[str] = []
 
     def watch(self, page: Page) -> None:
         def on_console(message: ConsoleMessage) -> None:
@@ -92,8 +97,34 @@ class Console:
             if self._ours(page.url):
                 self.errors.append(f"uncaught: {error} at {page.url}")
 
+        async def on_response(response: Response) -> None:
+            if response.status < 500 or not self._ours(response.url):
+                return
+            try:
+                body = (await response.text())[:300]
+            except Exception as exc:  # the page went on; the status and id still say enough
+                body = f"(body unreadable: {exc!r})"
+            request_id = await response.header_value("x-request-id") or ""
+            self.server_errors.append(
+                f"{response.status} {response.request.method} {response.url}: {body}"
+                f" (request id {request_id})" + self._logged(request_id)
+            )
+
         page.on("console", on_console)
         page.on("pageerror", on_page_error)
+        page.on("response", on_response)
+
+    def _logged(self, request_id: str) -> str:
+        """The warnings and errors the services logged under ``request_id``."""
+        if not request_id or self.log_dir is None:
+            return ""
+        lines = [
+            f"\n    {path.stem}: {line.strip()[:1000]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+            for line in path.read_text(errors="replace").splitlines()
+            if request_id in line and ('"warning"' in line or '"error"' in line)
+        ]
+        return "".join(lines)
 
     def _ours(self, url: str) -> bool:
         return url == self.origin or url.startswith(self.origin + "/")
@@ -101,7 +132,9 @@ class Console:
     def assert_clean(self, *allowed: str) -> None:
         """No errors, but for those matching one of the ``allowed`` regular expressions."""
         unexpected = [e for e in self.errors if not any(re.search(a, e) for a in allowed)]
-        assert not unexpected, "the page logged errors:\n" + "\n".join(unexpected)
+        assert not unexpected, "\n".join(
+            ["the page logged errors:", *unexpected, "server errors:", *self.server_errors]
+        )
 
 
 class Person:
@@ -176,7 +209,7 @@ async def new_person(browser: Browser, stack: Stack) -> AsyncIterator[PersonFact
         )
         contexts.append(context)
         page = await context.new_page()
-        console = Console(stack.url("gateway"))
+        console = Console(stack.url("gateway"), stack.log_dir)
         console.watch(page)
         return Person(context, page, console, stack)
 

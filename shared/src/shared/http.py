@@ -6,8 +6,9 @@ request some time, so there are two, and the gateway adds CORS between them):
 1. :class:`RequestLogMiddleware`: reads or makes ``X-Request-ID``, puts it on every
    response, and writes one ``http.request`` log line per request.
 2. :class:`RequestGuardMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``, whether the
-   size is announced in ``Content-Length`` or only discovered while reading, and a JSON 500
-   for anything that escaped the exception handlers (so even those carry the request id).
+   size is announced in ``Content-Length`` or only discovered while reading, a JSON 500
+   for anything that escaped the exception handlers (so even those carry the request id),
+   and 499 in the access log, not an error, for a client that left before its body came.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import structlog
 from asgi_correlation_id.context import correlation_id
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import tracing
@@ -44,6 +46,11 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 # reuses connections (the gateway) must give them up sooner, or it may send a request on
 # one the service is closing at that moment: "Can not write request body", a 502.
 SERVER_KEEP_ALIVE_SECONDS = 5
+# The status logged for a request whose client left before it was read.
+CLIENT_CLOSED_REQUEST = 499
+CLIENT_CLOSED_BODY = error_body(
+    CLIENT_CLOSED_REQUEST, "client_closed_request", "The client closed the request."
+)
 
 
 def _is_request_id(value: str) -> bool:
@@ -135,7 +142,8 @@ def redact_path(scope: Scope, template: str) -> None:
 
 class RequestGuardMiddleware:
     """413 for bodies over ``MAX_BODY_BYTES`` (announced in ``Content-Length`` or found while
-    reading), and a JSON 500 for anything that escaped the exception handlers."""
+    reading), a JSON 500 for anything that escaped the exception handlers, and 499 for a
+    client that disconnected while its body was read."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -185,6 +193,13 @@ class RequestGuardMiddleware:
 
         try:
             await self.app(scope, limited_receive, watched_send)
+        except ClientDisconnect:
+            # The client went away before its request was read (a page left, a call
+            # cancelled): nothing went wrong here and nobody is left to answer. The access
+            # line says 499, nginx's "client closed request".
+            log.info("request.client_disconnected", method=scope["method"], path=scope["path"])
+            if not response_started:
+                await _send_json(send, CLIENT_CLOSED_REQUEST, CLIENT_CLOSED_BODY)
         except Exception:
             log.exception("request.unhandled_error", method=scope["method"], path=scope["path"])
             if not response_started:
