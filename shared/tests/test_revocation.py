@@ -1,8 +1,20 @@
-"""The gateway's signed word that it checked a token for revocation (X-Gateway-Checked)."""
+"""The gateway's signed word that it checked a token for revocation (X-Gateway-Checked),
+and the look-up of a user's revocation time at auth."""
 
+import asyncio
 import time
 
-from shared.revocation import CHECKED_MAX_AGE_SECONDS, checked_by_gateway, gateway_checked
+from fastapi import FastAPI, Request
+
+from shared.http import CLIENT_KEEP_ALIVE_SECONDS
+from shared.revocation import (
+    CHECKED_MAX_AGE_SECONDS,
+    auth_lookup,
+    checked_by_gateway,
+    gateway_checked,
+    lookup_client,
+)
+from shared.testing.asgi import served
 
 SECRET = "unit-Z8qW3eR7tY1uI5oP9aS2dF6gH0jK4lXcVbNm"
 TOKEN = "header.payload.signature"
@@ -30,3 +42,26 @@ def test_made_up_values_are_not_believed():
     now = str(int(time.time()))
     for value in ("", "x", f"{now}.", f"{now}.{'0' * 64}", "99999999999999999.ab", f"-{now}.ab"):
         assert not checked_by_gateway(SECRET, TOKEN, value)
+
+
+async def test_a_look_up_never_reuses_a_connection_auth_is_about_to_close():
+    """Auth (uvicorn) closes a connection idle for SERVER_KEEP_ALIVE_SECONDS. A look-up sent
+    on one at that moment fails, and the request it was for gets a 503: the client gives the
+    connection up first. Which connection a look-up came on is the peer's port."""
+    ports: list[int] = []
+    auth = FastAPI()
+
+    @auth.get("/internal/users/{user_id}/token-state")
+    async def token_state(user_id: str, request: Request) -> dict:
+        assert request.client is not None
+        ports.append(request.client.port)
+        return {"data": {"validAfter": None}}
+
+    async with served(auth) as url, lookup_client(5.0) as http:
+        lookup = auth_lookup(http, url)
+        assert await lookup("u1") is None
+        assert await lookup("u1") is None
+        await asyncio.sleep(CLIENT_KEEP_ALIVE_SECONDS + 0.5)  # still open at auth's end
+        assert await lookup("u1") is None
+    assert ports[0] == ports[1], "a connection in use is kept"
+    assert ports[2] != ports[1], "an idle one is given up before auth would close it"

@@ -42,10 +42,13 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
-# How long a service keeps an idle HTTP connection open (uvicorn's default). A client that
-# reuses connections (the gateway) must give them up sooner, or it may send a request on
-# one the service is closing at that moment: "Can not write request body", a 502.
+# How long a service keeps an idle HTTP connection open (uvicorn's default). A client of a
+# service that reuses connections (the gateway's forwarding, every token look-up) must give
+# them up sooner, CLIENT_KEEP_ALIVE_SECONDS, or it may send a request on one the service is
+# closing at that moment: "Can not write request body" or "Server disconnected without
+# sending a response", a 502 or 503 for a request that did nothing wrong.
 SERVER_KEEP_ALIVE_SECONDS = 5
+CLIENT_KEEP_ALIVE_SECONDS = SERVER_KEEP_ALIVE_SECONDS - 1
 # The status logged for a request whose client left before it was read.
 CLIENT_CLOSED_REQUEST = 499
 CLIENT_CLOSED_BODY = error_body(

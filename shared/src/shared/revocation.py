@@ -42,6 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import ServiceUnavailable, Unauthorized
+from shared.http import CLIENT_KEEP_ALIVE_SECONDS
 from shared.tokens import Claims, is_revoked, token_state_key
 from shared.tracking import MISSING, TrackedKeys
 
@@ -155,6 +156,14 @@ class TokenStates:
             raise Unauthorized(USER_GONE, code="user_not_found") from None
         if is_revoked(claims, valid_after):
             raise Unauthorized(REVOKED, code="token_revoked")
+
+
+def lookup_client(timeout: httpx.Timeout | float) -> httpx.AsyncClient:
+    """The HTTP client for :func:`auth_lookup`: it gives up an idle connection to auth
+    before auth closes it (CLIENT_KEEP_ALIVE_SECONDS), so no look-up is sent on a
+    connection being closed and answered 503."""
+    limits = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
 
 def auth_lookup(http: httpx.AsyncClient, auth_url: str) -> Lookup:

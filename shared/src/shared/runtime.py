@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -22,7 +21,7 @@ from shared.delivery import Handler, InboxHandler, inbox_processor
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.redis import open_redis
-from shared.revocation import Lookup, TokenStates, auth_lookup
+from shared.revocation import Lookup, TokenStates, auth_lookup, lookup_client
 from shared.settings import ServiceSettings
 from shared.tokens import TOKEN_STATE_PREFIX
 from shared.tracking import TrackedKeys
@@ -90,7 +89,7 @@ async def service_runtime(
     redis = open_redis(settings.redis_url)
     background = Background()
     relay = OutboxRelay(pool, redis, database_url=settings.database_url, schema=schema)
-    http = httpx.AsyncClient(timeout=TOKEN_LOOKUP_TIMEOUT_SECONDS, trust_env=False)
+    http = lookup_client(TOKEN_LOOKUP_TIMEOUT_SECONDS)
     lookup = token_lookup(pool) if token_lookup else auth_lookup(http, settings.auth_url)
     app.state.pool, app.state.redis, app.state.relay = pool, redis, relay
     tracked = TrackedKeys(settings.redis_url, TOKEN_STATE_PREFIX)

@@ -18,7 +18,7 @@ from gateway.proxy import unavailable
 from gateway.settings import Settings
 from shared.aio import Background
 from shared.errors import Unauthorized
-from shared.revocation import Lookup, TokenStates, auth_lookup, gateway_checked
+from shared.revocation import Lookup, TokenStates, auth_lookup, gateway_checked, lookup_client
 from shared.tokens import TOKEN_STATE_PREFIX, InvalidToken, bearer_token, verify_access_token
 from shared.tracking import TrackedKeys
 
@@ -43,7 +43,7 @@ async def open_token_states(redis: Redis, settings: Settings) -> AsyncIterator[T
     background = Background()
     background.start("token-state-tracking", tracked.run)
     try:
-        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+        async with lookup_client(timeout) as http:
             yield TokenStates(
                 redis,
                 token_lookup(http, settings),

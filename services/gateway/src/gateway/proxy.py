@@ -32,7 +32,7 @@ from yarl import URL
 from gateway.routes import Route
 from gateway.settings import Settings
 from shared.errors import AppError, ServiceUnavailable
-from shared.http import SERVER_KEEP_ALIVE_SECONDS
+from shared.http import CLIENT_KEEP_ALIVE_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -173,16 +173,13 @@ class EventStreamResponse(StreamingResponse):
             self._upstream.close()
 
 
-UPSTREAM_KEEP_ALIVE_SECONDS = SERVER_KEEP_ALIVE_SECONDS - 1
-
-
 def upstream_session(pool_size: int) -> aiohttp.ClientSession:
     """A forwarding session with at most ``pool_size`` upstream connections at once."""
     return aiohttp.ClientSession(
-        # An idle connection is dropped before the service would close it (shared.cli
-        # SERVER_KEEP_ALIVE_SECONDS), so no request is sent on one being closed.
+        # An idle connection is dropped before the service would close it (shared.http
+        # CLIENT_KEEP_ALIVE_SECONDS), so no request is sent on one being closed.
         connector=aiohttp.TCPConnector(
-            limit=pool_size, keepalive_timeout=UPSTREAM_KEEP_ALIVE_SECONDS
+            limit=pool_size, keepalive_timeout=CLIENT_KEEP_ALIVE_SECONDS
         ),
         trust_env=False,
         # One session serves every user: never keep one user's cookies for the next.

@@ -10,6 +10,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from shared.http import SERVER_KEEP_ALIVE_SECONDS
+
 
 @asynccontextmanager
 async def app_client(
@@ -29,7 +31,14 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     For what an in-process transport cannot show: httpx's ASGITransport hands over a
     response only once it is complete, so streaming (SSE) needs a real socket.
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="on",
+        timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,  # as every service (shared.cli)
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
