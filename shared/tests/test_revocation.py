@@ -4,8 +4,10 @@ and the look-up of a user's revocation time at auth."""
 import asyncio
 import time
 
+import pytest
 from fastapi import FastAPI, Request
 
+from shared.errors import ServiceUnavailable
 from shared.http import CLIENT_KEEP_ALIVE_SECONDS
 from shared.revocation import (
     CHECKED_MAX_AGE_SECONDS,
@@ -65,3 +67,47 @@ async def test_a_look_up_never_reuses_a_connection_auth_is_about_to_close():
         assert await lookup("u1") is None
     assert ports[0] == ports[1], "a connection in use is kept"
     assert ports[2] != ports[1], "an idle one is given up before auth would close it"
+
+
+class FlakyAuth:
+    """A server on a free port that drops the first ``drops`` connections after reading
+    their request, without a word (as a restarting auth would), and answers the rest."""
+
+    def __init__(self, drops: int) -> None:
+        self.drops = drops
+        self.connections = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        if self.connections > self.drops:
+            body = b'{"data": {"validAfter": 1700000000.5}}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_a_connection_that_breaks_before_auth_answers_is_asked_again_once():
+    flaky = FlakyAuth(drops=1)
+    async with flaky as url, lookup_client(5.0) as http:
+        assert await auth_lookup(http, url)("u1") == 1700000000.5
+    assert flaky.connections == 2
+
+
+async def test_auth_that_keeps_dropping_connections_is_a_503_after_the_second_try():
+    flaky = FlakyAuth(drops=10)
+    async with flaky as url, lookup_client(5.0) as http:
+        with pytest.raises(ServiceUnavailable):
+            await auth_lookup(http, url)("u1")
+    assert flaky.connections == 2

@@ -11,11 +11,11 @@ reader stores when auth says there is no revocation, so the cache holds one form
 Each reader keeps a copy of the times it has read in its process, dropped as soon as Redis
 reports a change to the key (:mod:`shared.tracking`), so a request usually costs no Redis
 round trip at all. On a miss (never cached, or Redis lost its data) the reader asks the
-source: auth reads its own database; every other service asks auth's internal route. The
-answer is cached with ``SET NX``, so a fill that raced with a revocation never overwrites
-auth's newer value. If Redis is down, every check asks the source; if the source cannot
-answer either, the request fails with 503: a check that cannot be made never lets a token
-through.
+source: auth reads its own database; every other service asks auth's internal route (once
+more when the connection broke before auth answered). The answer is cached with ``SET NX``,
+so a fill that raced with a revocation never overwrites auth's newer value. If Redis is
+down, every check asks the source; if the source cannot answer either, the request fails
+with 503: a check that cannot be made never lets a token through.
 
 The gateway checks every request it forwards, and says so to the service behind it in
 ``X-Gateway-Checked``: a timestamp and an HMAC of it and the token under a key derived from
@@ -170,10 +170,24 @@ def auth_lookup(http: httpx.AsyncClient, auth_url: str) -> Lookup:
     """Asks auth's internal route ``GET /internal/users/{id}/token-state`` (cluster-only)."""
     base = auth_url.rstrip("/")
 
+    async def get(url: str) -> httpx.Response:
+        """The answer, asking twice when the first connection broke before auth answered
+        (auth restarting, or closing an idle connection just as it was reused): the look-up
+        is a read, so asking again is harmless, and a real outage still fails twice. A
+        timeout is not asked again: auth is there but slow, and the request is waiting."""
+        headers = {"X-Request-ID": correlation_id.get() or ""}
+        try:
+            return await http.get(url, headers=headers)
+        except httpx.TimeoutException:
+            raise
+        except httpx.TransportError as exc:
+            log.info("token_state.lookup_retried", error=repr(exc))
+        return await http.get(url, headers=headers)
+
     async def lookup(user_id: str) -> float | None:
         url = f"{base}/internal/users/{quote(user_id, safe='')}/token-state"
         try:
-            response = await http.get(url, headers={"X-Request-ID": correlation_id.get() or ""})
+            response = await get(url)
         except httpx.HTTPError as exc:
             log.warning("token_state.lookup_failed", error=repr(exc))
             raise ServiceUnavailable(AUTH_UNAVAILABLE) from None
