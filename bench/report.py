@@ -535,7 +535,7 @@ def gaps(r: dict) -> str:
             f" share is mostly libpq sending and reading those statements. At"
             f" {target:,}/s the prompt would have to cost ≤ {1000 * cores / target:.1f} ms"
             f" across gateway, chat, Postgres{', the worker' if key == 'post_working' else ''}"
-            f" and wrk."
+            f" and wrk." + (POSTGRES_PROFILE if key == "post_paused" else "")
         )
     one, ten, paced = _sse_points(r)
     one_met = one["first"]["p50"] <= 10
@@ -678,6 +678,21 @@ def profiles(r: dict) -> str:
         )
     return "\n\n".join(parts)
 
+
+# perf (system-wide, 499 Hz, 6 s) under the POST-paused load, the Postgres backends' own
+# time; and an A/B with the outbox's NOTIFY trigger disabled (the relay then polled once a
+# second), alternating, three rounds each, 2026-11-30.
+POSTGRES_PROFILE = (
+    " Where Postgres spends it (perf on its backends under this load, 2026-11-30):"
+    " starting the executor 22% (each execution sets up the plan's nodes and"
+    " expressions again, for every table and index the prompt's statements touch),"
+    " running it 30%, committing 19%"
+    " (the WAL flush 11%), reading the requests off the socket 10%, the plan cache 6%;"
+    " the NOTIFY trigger and its commit-time work about 2.5%, the search column's"
+    " tsvector under 1%. With the trigger disabled (the relay polling once a second) a"
+    " prompt cost ~0.1 ms less Postgres and Redis CPU (1.05–1.25 against 0.95–1.05 ms):"
+    " the relay's wake-ups are not where the rest goes."
+)
 
 # Changes measured with make bench, before and after, in the same hour on this machine:
 # (date, change, path, before, after). Older choices: docs/bench-choices.md.
