@@ -828,6 +828,18 @@ CHANGES = [
         "29.3, 23.7",
         "5.9, 6.4",
     ),
+    (
+        "2026-11-30",
+        "shared.redis: every service's Redis commands are packed by hiredis in C"
+        " (shared.redis.PackedInC), as redis-py's synchronous client does, instead of by"
+        " its asyncio client in Python (timeit: 10.2 against 1.6 µs for a token append);"
+        " A/B alternating on one stack, the ai-worker restarted for each round, three"
+        " rounds each (Intel host, /healthz ~7,000)",
+        "ai-worker CPU (100 = one core) for the same 2,500 replies at concurrency 256,"
+        " arrivals spread",
+        "78.3, 75.0, 76.3%",
+        "74.7, 74.2, 73.1%",
+    ),
 ]
 
 

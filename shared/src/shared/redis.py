@@ -6,8 +6,14 @@ import asyncio
 from collections import deque
 from typing import Any
 
+import hiredis
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -89,6 +95,34 @@ class WaitingPool(ConnectionPool):
                 return
 
 
+class PackedInC(AbstractConnection):
+    """Packs each command with hiredis (C), as redis-py's synchronous client does; its
+    asyncio client packs in Python, ~9% of the ai-worker's CPU (10 µs against 1.6 µs for
+    a token append). An argument hiredis does not take (a bool or None, which redis-py
+    refuses too; a memoryview) goes redis-py's way, which raises or sends it as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        # As redis-py: a command name with a space ("CLIENT TRACKING") is sent as words.
+        if isinstance(first, str):
+            if " " in first:
+                args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            packed: list[bytes] = super().pack_command(*args)
+            return packed
+
+
+# Each kind of connection a URL can ask for (TCP, TLS, a Unix socket), packing in C.
+_PACKING_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    kind: type(kind.__name__, (PackedInC, kind), {})
+    for kind in (Connection, SSLConnection, UnixDomainSocketConnection)
+}
+
+
 def open_redis(url: str, *, socket_timeout: float = 10) -> Redis:
     pool = WaitingPool.from_url(
         url,
@@ -101,4 +135,5 @@ def open_redis(url: str, *, socket_timeout: float = 10) -> Redis:
         retry=reconnecting(),
         retry_on_error=[RedisConnectionError],
     )
+    pool.connection_class = _PACKING_IN_C[pool.connection_class]
     return Redis.from_pool(pool)
