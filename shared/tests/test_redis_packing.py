@@ -54,3 +54,22 @@ async def test_values_go_to_redis_and_back_unchanged(redis_url):
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("redis://127.0.0.1:6379/0", "Connection"),
+        ("rediss://127.0.0.1:6380/0", "SSLConnection"),
+        ("unix:///tmp/redis.sock?db=1", "UnixDomainSocketConnection"),
+    ],
+)
+async def test_every_kind_of_url_keeps_its_connection_and_packs_in_c(url, kind):
+    client = open_redis(url)
+    try:
+        connection = client.connection_pool.make_connection()  # not connected: no server needed
+        assert isinstance(connection, PackedInC)
+        packing, own = type(connection).__mro__[1:3]
+        assert (packing, own.__name__) == (PackedInC, kind)
+    finally:
+        await client.aclose()
