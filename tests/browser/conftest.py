@@ -85,7 +85,8 @@ class Console:
         self.origin = origin
         self.log_dir = log_dir
         self.errors: list[str] = []
-        self.server_errors: list[str] = []
+        # Each 5xx: what it was, and its request id (its log lines are read on a failure).
+        self.server_errors: list[tuple[str, str]] = []
 
     def watch(self, page: Page) -> None:
         def on_console(message: ConsoleMessage) -> None:
@@ -106,8 +107,7 @@ class Console:
                 body = f"(body unreadable: {exc!r})"
             request_id = await response.header_value("x-request-id") or ""
             self.server_errors.append(
-                f"{response.status} {response.request.method} {response.url}: {body}"
-                f" (request id {request_id})" + self._logged(request_id)
+                (f"{response.status} {response.request.method} {response.url}: {body}", request_id)
             )
 
         page.on("console", on_console)
@@ -132,9 +132,16 @@ class Console:
     def assert_clean(self, *allowed: str) -> None:
         """No errors, but for those matching one of the ``allowed`` regular expressions."""
         unexpected = [e for e in self.errors if not any(re.search(a, e) for a in allowed)]
-        assert not unexpected, "\n".join(
-            ["the page logged errors:", *unexpected, "server errors:", *self.server_errors]
-        )
+        if unexpected:
+            server_errors = [
+                f"{what} (request id {request_id}){self._logged(request_id)}"
+                for what, request_id in self.server_errors
+            ]
+            raise AssertionError(
+                "\n".join(
+                    ["the page logged errors:", *unexpected, "server errors:", *server_errors]
+                )
+            )
 
 
 class Person:
