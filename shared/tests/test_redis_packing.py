@@ -20,26 +20,25 @@ ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("args", ARGUMENTS, ids=lambda args: str(args[0]))
-async def test_a_command_is_packed_as_redis_py_packs_it(args):
+@pytest.fixture
+async def connection():
+    """A connection of open_redis's pool, never connected: packing needs no server."""
     client = open_redis("redis://127.0.0.1:6379/0")
-    try:
-        connection = client.connection_pool.make_connection()
-        assert isinstance(connection, PackedInC)
-        python = Connection(decode_responses=True)
-        assert b"".join(connection.pack_command(*args)) == b"".join(python.pack_command(*args))
-    finally:
-        await client.aclose()
+    yield client.connection_pool.make_connection()
+    await client.aclose()
+
+
+@pytest.mark.parametrize("args", ARGUMENTS, ids=lambda args: str(args[0]))
+async def test_a_command_is_packed_as_redis_py_packs_it(connection, args):
+    assert isinstance(connection, PackedInC)
+    python = Connection(decode_responses=True)
+    assert b"".join(connection.pack_command(*args)) == b"".join(python.pack_command(*args))
 
 
 @pytest.mark.parametrize("value", [None, True, object()])
-async def test_what_redis_py_refuses_is_still_refused(value):
-    client = open_redis("redis://127.0.0.1:6379/0")
-    try:
-        with pytest.raises(DataError):
-            client.connection_pool.make_connection().pack_command("SET", "k", value)
-    finally:
-        await client.aclose()
+async def test_what_redis_py_refuses_is_still_refused(connection, value):
+    with pytest.raises(DataError):
+        connection.pack_command("SET", "k", value)
 
 
 async def test_values_go_to_redis_and_back_unchanged(redis_url):

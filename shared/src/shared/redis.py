@@ -99,7 +99,9 @@ class PackedInC(AbstractConnection):
     """Packs each command with hiredis (C), as redis-py's synchronous client does; its
     asyncio client packs in Python, ~9% of the ai-worker's CPU (10 µs against 1.6 µs for
     a token append). An argument hiredis does not take (a bool or None, which redis-py
-    refuses too; a memoryview) goes redis-py's way, which raises or sends it as before."""
+    refuses too; a memoryview) goes redis-py's way, which raises or sends it as before.
+    redis-py's own HiredisRespSerializer is not used: it copies every argument first and
+    takes 3.1 µs for the same append."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0]
